@@ -1,0 +1,5 @@
+"""`python -m coursedesk` runs the command line."""
+
+from coursedesk.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Broadcasts: audiences, the sender, scheduling, delivery tracking."""

@@ -1,0 +1,54 @@
+"""The `coursedesk` command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+# Typer ships its own copy of click; its exceptions live here.
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
+from coursedesk.cli import db
+from coursedesk.cli.common import console, err_console
+from coursedesk.cli.serve import serve
+from coursedesk.errors import ConfigError, CoursedeskError, InvalidInput
+
+app = typer.Typer(
+    name="coursedesk",
+    help="The back office of a course school that runs on a Telegram bot.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db.app, name="db")
+app.command()(serve)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI: bad input is one line and exit 2, a failure one line and exit 1."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        code = app(args=argv, prog_name="coursedesk", standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        if exc.ctx is not None:
+            console.print(exc.ctx.get_help(), markup=False, highlight=False)
+        sys.exit(2)
+    except ClickException as exc:
+        err_console.print(f"coursedesk: error: {_one_line(exc.format_message())}", markup=False)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("coursedesk: aborted", markup=False)
+        sys.exit(130)
+    except (ConfigError, InvalidInput) as exc:
+        err_console.print(f"coursedesk: error: {_one_line(str(exc))}", markup=False)
+        sys.exit(2)
+    except CoursedeskError as exc:
+        err_console.print(f"coursedesk: error: {_one_line(str(exc))}", markup=False)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

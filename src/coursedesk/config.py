@@ -1,0 +1,107 @@
+"""Settings read once from the environment and validated at start."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from coursedesk.errors import ConfigError
+
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
+
+
+def _check_postgres_url(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not value.startswith(_POSTGRES_SCHEMES):
+        raise ValueError("must be a postgresql:// URL")
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything coursedesk reads from its environment (SPEC §2)."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    database_url: str | None = None
+    database_replica_url: str | None = None
+    coursedesk_home: Path = Path(".coursedesk")
+    redis_url: str | None = None
+    telegram_bot_token: str | None = None
+    telegram_api_base_url: str = "https://api.telegram.org"
+    telegram_webhook_secret: str | None = None
+    broadcast_rate: float = Field(default=25.0, gt=0, le=10_000)
+    secret_key: str | None = None
+    app_timezone: str = "UTC"
+    metrics_public: bool = False
+
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_pool_timeout: float = Field(default=10.0, gt=0, le=300)
+    db_connect_timeout: int = Field(default=5, ge=1, le=120)
+    db_statement_timeout_ms: int = Field(default=30_000, ge=0, le=3_600_000)
+
+    @field_validator("database_url", "database_replica_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        return _check_postgres_url(value)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// URL")
+        return value
+
+    @field_validator("telegram_api_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("app_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("secret_key", "telegram_bot_token", "telegram_webhook_secret")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key_strength(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+    @cached_property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.app_timezone)
+
+    @property
+    def home(self) -> Path:
+        return self.coursedesk_home.expanduser().resolve()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; a wrong value raises ConfigError naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        variable = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{variable}: {message}") from None

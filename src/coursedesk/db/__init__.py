@@ -1,0 +1,1 @@
+"""The database: engines, the embedded server, schema, migrations and data tooling."""

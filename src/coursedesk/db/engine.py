@@ -1,0 +1,116 @@
+"""Engines and sessions: one async engine for the app, a sync one for tooling."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from coursedesk.config import Settings
+from coursedesk.db.embedded import start_embedded
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """DATABASE_URL, or the embedded server under COURSEDESK_HOME started on demand."""
+    if settings.database_url:
+        return settings.database_url
+    return start_embedded(settings.home / "pgdata")
+
+
+def sqlalchemy_url(url: str) -> URL:
+    """A libpq-style URL as SQLAlchemy's psycopg 3 dialect wants it."""
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    return parsed.set(drivername="postgresql+psycopg")
+
+
+def libpq_url(url: str | URL) -> str:
+    """A URL that psycopg.connect() takes directly (no driver suffix)."""
+    parsed = url if isinstance(url, URL) else make_url(url)
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _connect_args(settings: Settings, *, application_name: str) -> dict[str, Any]:
+    return {
+        "connect_timeout": settings.db_connect_timeout,
+        "application_name": application_name,
+        "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
+    }
+
+
+def create_app_engine(
+    url: str, settings: Settings, *, application_name: str = "coursedesk"
+) -> AsyncEngine:
+    """The async engine with a bounded pool that checks connections before use.
+
+    pool_pre_ping replaces connections broken by a database restart, so the app
+    recovers by itself once the server is back.
+    """
+    return create_async_engine(
+        sqlalchemy_url(url),
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args=_connect_args(settings, application_name=application_name),
+    )
+
+
+def create_tool_engine(
+    url: str, settings: Settings, *, application_name: str = "coursedesk-cli"
+) -> Engine:
+    """A small sync engine for migrations, seeding and inspection."""
+    return create_engine(
+        sqlalchemy_url(url),
+        pool_size=2,
+        max_overflow=2,
+        pool_pre_ping=True,
+        connect_args=_connect_args(settings, application_name=application_name),
+    )
+
+
+@dataclass
+class Database:
+    """The engines of one process: the primary, and the replica for analytics reads."""
+
+    primary: AsyncEngine
+    replica: AsyncEngine | None = None
+
+    def __post_init__(self) -> None:
+        self.sessions = async_sessionmaker(self.primary, expire_on_commit=False)
+        self.read_sessions = async_sessionmaker(
+            self.replica or self.primary, expire_on_commit=False
+        )
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work on the primary: committed on success, rolled back on error."""
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        await self.primary.dispose()
+        if self.replica is not None:
+            await self.replica.dispose()
+
+
+def open_database(settings: Settings, *, application_name: str = "coursedesk") -> Database:
+    url = resolve_database_url(settings)
+    replica = (
+        create_app_engine(
+            settings.database_replica_url, settings, application_name=application_name + "-ro"
+        )
+        if settings.database_replica_url
+        else None
+    )
+    return Database(create_app_engine(url, settings, application_name=application_name), replica)

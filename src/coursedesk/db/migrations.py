@@ -1,0 +1,184 @@
+"""Alembic migrations: upgrade, downgrade, status, checksum validation and reset."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import Script, ScriptDirectory
+from sqlalchemy import Connection, Engine, text
+
+from coursedesk.errors import InvalidInput
+
+SCRIPT_LOCATION = Path(__file__).parent / "alembic"
+# Serialises migration runs of several processes on one database.
+_MIGRATION_LOCK_KEY = 7_130_412_001
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    current: str | None
+    head: str
+    pending: list[str]
+    applied: list[str]
+
+    @property
+    def is_current(self) -> bool:
+        return not self.pending
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "current": self.current,
+            "head": self.head,
+            "pending": self.pending,
+            "applied": self.applied,
+            "up_to_date": self.is_current,
+        }
+
+
+@dataclass(frozen=True)
+class ChecksumProblem:
+    revision: str
+    filename: str
+    problem: str
+
+
+def script_directory() -> ScriptDirectory:
+    return ScriptDirectory(str(SCRIPT_LOCATION))
+
+
+def _config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPT_LOCATION))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _file_checksum(script: Script) -> str:
+    return hashlib.sha256(Path(script.path).read_bytes()).hexdigest()
+
+
+def _current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _applied_scripts(scripts: ScriptDirectory, current: str | None) -> list[Script]:
+    if current is None:
+        return []
+    return list(reversed(list(scripts.iterate_revisions(current, "base"))))
+
+
+def _check_revision(scripts: ScriptDirectory, revision: str) -> None:
+    if revision in ("head", "heads", "base") or revision.startswith(("+", "-")):
+        return
+    try:
+        found = scripts.get_revision(revision)
+    except Exception as exc:
+        raise InvalidInput(f"unknown revision {revision!r}") from exc
+    if found is None:
+        raise InvalidInput(f"unknown revision {revision!r}")
+
+
+def _record_checksums(connection: Connection) -> None:
+    """Record the checksum of each newly applied migration; forget rolled-back ones."""
+    scripts = script_directory()
+    applied = _applied_scripts(scripts, _current_revision(connection))
+    if not applied:
+        return
+    revisions = [script.revision for script in applied]
+    connection.execute(
+        text("DELETE FROM migration_checksums WHERE NOT (revision = ANY(:revisions))"),
+        {"revisions": revisions},
+    )
+    for script in applied:
+        connection.execute(
+            text(
+                "INSERT INTO migration_checksums (revision, filename, checksum) "
+                "VALUES (:revision, :filename, :checksum) ON CONFLICT (revision) DO NOTHING"
+            ),
+            {
+                "revision": script.revision,
+                "filename": Path(script.path).name,
+                "checksum": _file_checksum(script),
+            },
+        )
+
+
+def _locked(connection: Connection) -> None:
+    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+
+
+def upgrade(engine: Engine, revision: str = "head") -> MigrationStatus:
+    _check_revision(script_directory(), revision)
+    with engine.begin() as connection:
+        _locked(connection)
+        command.upgrade(_config(connection), revision)
+        _record_checksums(connection)
+    return status(engine)
+
+
+def downgrade(engine: Engine, revision: str) -> MigrationStatus:
+    _check_revision(script_directory(), revision)
+    with engine.begin() as connection:
+        _locked(connection)
+        command.downgrade(_config(connection), revision)
+        if _current_revision(connection) is not None:
+            _record_checksums(connection)
+    return status(engine)
+
+
+def status(connectable: Engine | Connection) -> MigrationStatus:
+    if isinstance(connectable, Engine):
+        with connectable.connect() as connection:
+            return status(connection)
+    scripts = script_directory()
+    head = scripts.get_current_head()
+    assert head is not None, "the migrations folder has no head"
+    current = _current_revision(connectable)
+    applied = [script.revision for script in _applied_scripts(scripts, current)]
+    pending = [
+        script.revision
+        for script in reversed(list(scripts.iterate_revisions(head, current or "base")))
+        if script.revision not in applied
+    ]
+    return MigrationStatus(current=current, head=head, pending=pending, applied=applied)
+
+
+def validate(connectable: Engine | Connection) -> list[ChecksumProblem]:
+    """Applied migrations whose file changed (or vanished) since they were applied."""
+    if isinstance(connectable, Engine):
+        with connectable.connect() as connection:
+            return validate(connection)
+    scripts = script_directory()
+    current = _current_revision(connectable)
+    if current is None:
+        return []
+    recorded = {
+        row.revision: (row.filename, row.checksum)
+        for row in connectable.execute(
+            text("SELECT revision, filename, checksum FROM migration_checksums")
+        )
+    }
+    problems: list[ChecksumProblem] = []
+    for script in _applied_scripts(scripts, current):
+        filename = Path(script.path).name
+        if script.revision not in recorded:
+            problems.append(ChecksumProblem(script.revision, filename, "no checksum recorded"))
+        elif recorded[script.revision][1] != _file_checksum(script):
+            problems.append(
+                ChecksumProblem(script.revision, filename, "file edited after it was applied")
+            )
+    return problems
+
+
+def reset(engine: Engine) -> MigrationStatus:
+    """Drop every object of the public schema and migrate it up from nothing."""
+    with engine.begin() as connection:
+        _locked(connection)
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    return upgrade(engine)

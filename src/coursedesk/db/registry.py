@@ -1,0 +1,18 @@
+"""Imports every model module so that Base.metadata knows every table."""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+
+from coursedesk.accounts import models as _accounts
+from coursedesk.audit import models as _audit
+from coursedesk.broadcasts import models as _broadcasts
+from coursedesk.db.base import Base
+from coursedesk.sources import models as _sources
+from coursedesk.telegram import models as _telegram
+
+MODEL_MODULES = (_accounts, _audit, _broadcasts, _sources, _telegram)
+
+
+def metadata() -> MetaData:
+    return Base.metadata

@@ -1,0 +1,27 @@
+"""Errors that cross layers: each carries a message fit to show a person as it is."""
+
+from __future__ import annotations
+
+
+class CoursedeskError(Exception):
+    """Base of every error coursedesk raises on purpose."""
+
+
+class ConfigError(CoursedeskError):
+    """A setting is missing or wrong; the message names the variable."""
+
+
+class DatabaseUnavailable(CoursedeskError):
+    """The database could not be reached or started."""
+
+
+class NotFound(CoursedeskError):
+    """A thing asked for by id does not exist (HTTP 404)."""
+
+
+class InvalidInput(CoursedeskError):
+    """Input that passed parsing but makes no sense (HTTP 400)."""
+
+
+class Conflict(CoursedeskError):
+    """The thing exists but is in a state that refuses the action (HTTP 409)."""

@@ -1,0 +1,1 @@
+"""The tables the bot writes: bookings, events, free-lesson registrations, courses."""

@@ -1,0 +1,1 @@
+"""Operating coursedesk: health, migrations, schema, SQL migrate, monitoring."""

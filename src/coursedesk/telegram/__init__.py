@@ -1,0 +1,1 @@
+"""Talking to Telegram: the Bot API client, the webhook and a local stand-in server."""

@@ -1,0 +1,122 @@
+"""Request dependencies: the unit of work, the caller and their role."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from coursedesk.accounts.roles import Role
+from coursedesk.accounts.service import Principal, principal_for_session, principal_for_token
+from coursedesk.config import Settings
+from coursedesk.db.engine import Database
+
+SESSION_COOKIE = "coursedesk_session"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FORM_FIELD = "csrf_token"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+async def db_session(
+    database: Annotated[Database, Depends(get_database)],
+) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work: committed when the handler returns, else rolled back."""
+    async with database.sessions() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+async def read_session(
+    database: Annotated[Database, Depends(get_database)],
+) -> AsyncIterator[AsyncSession]:
+    """A read-only session on the replica when there is one (analytics reads)."""
+    async with database.read_sessions() as session:
+        yield session
+
+
+Session = Annotated[AsyncSession, Depends(db_session)]
+ReadSession = Annotated[AsyncSession, Depends(read_session)]
+
+
+async def _csrf_token_sent(request: Request) -> str | None:
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()
+        value = form.get(CSRF_FORM_FIELD)
+        return value if isinstance(value, str) else None
+    return None
+
+
+async def optional_principal(request: Request, session: Session) -> Principal | None:
+    """The caller by bearer token or session cookie, or None when anonymous."""
+    authorization = request.headers.get("authorization", "")
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return await principal_for_token(session, credentials.strip())
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if session_id:
+        return await principal_for_session(session, session_id)
+    return None
+
+
+async def current_principal(
+    request: Request,
+    session: Session,
+    principal: Annotated[Principal | None, Depends(optional_principal)],
+) -> Principal:
+    """The signed-in caller (401 otherwise); cookie-borne mutations must carry the CSRF token.
+
+    The caller is also named as the actor of the request's transaction, so that the
+    audit triggers on the source tables record who made each change.
+    """
+    if principal is None:
+        raise HTTPException(status_code=401, detail="authentication required")
+    if principal.via == "session" and request.method not in _SAFE_METHODS:
+        sent = await _csrf_token_sent(request)
+        if not sent or not hmac.compare_digest(sent, principal.csrf_token or ""):
+            raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
+    if request.method not in _SAFE_METHODS:
+        await session.execute(
+            text("SELECT set_config('coursedesk.actor', :actor, true)"),
+            {"actor": principal.actor},
+        )
+    return principal
+
+
+def require_role(
+    role: Role,
+) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    async def dependency(
+        principal: Annotated[Principal, Depends(current_principal)],
+    ) -> Principal:
+        if not principal.role.allows(role):
+            raise HTTPException(status_code=403, detail=f"this needs the {role.value} role")
+        return principal
+
+    return dependency
+
+
+Viewer = Annotated[Principal, Depends(require_role(Role.viewer))]
+Operator = Annotated[Principal, Depends(require_role(Role.operator))]
+Admin = Annotated[Principal, Depends(require_role(Role.admin))]

@@ -1,0 +1,93 @@
+"""Migrations: up, down and up again, models in step, checksums, status and reset."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect, text
+
+from coursedesk.config import load_settings
+from coursedesk.db import migrations
+from coursedesk.db.engine import create_tool_engine
+from coursedesk.db.registry import metadata
+from coursedesk.errors import InvalidInput
+
+
+@pytest.fixture
+def empty_engine(empty_database_url: str) -> Engine:
+    engine = create_tool_engine(empty_database_url, load_settings(database_url=None))
+    yield engine  # type: ignore[misc]
+    engine.dispose()
+
+
+def _tables(engine: Engine) -> set[str]:
+    return set(inspect(engine).get_table_names())
+
+
+def test_upgrade_downgrade_upgrade(empty_engine: Engine) -> None:
+    first = migrations.upgrade(empty_engine)
+    assert first.is_current and first.current == first.head
+    assert {"bookings", "events", "free_lesson_registrations", "message_recipients"} <= _tables(
+        empty_engine
+    )
+
+    down = migrations.downgrade(empty_engine, "base")
+    assert down.current is None and down.pending == down.applied + down.pending
+    assert _tables(empty_engine) == {"alembic_version"}
+
+    again = migrations.upgrade(empty_engine)
+    assert again.is_current
+    assert migrations.validate(empty_engine) == []
+
+
+def test_models_and_migrations_agree(empty_engine: Engine) -> None:
+    migrations.upgrade(empty_engine)
+    with empty_engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), metadata())
+    assert differences == []
+
+
+def test_status_lists_pending_before_upgrade(empty_engine: Engine) -> None:
+    before = migrations.status(empty_engine)
+    assert before.current is None
+    assert before.pending and before.pending[-1] == before.head
+    assert not before.is_current
+
+
+def test_validate_detects_an_edited_migration(
+    empty_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    migrations.upgrade(empty_engine)
+    assert migrations.validate(empty_engine) == []
+
+    copy = tmp_path / "alembic"
+    shutil.copytree(migrations.SCRIPT_LOCATION, copy)
+    head = migrations.status(empty_engine).head
+    [edited] = [path for path in (copy / "versions").glob("*.py") if head in path.read_text()]
+    edited.write_text(edited.read_text() + "\n# edited after it was applied\n")
+    monkeypatch.setattr(migrations, "SCRIPT_LOCATION", copy)
+
+    problems = migrations.validate(empty_engine)
+    assert [(p.revision, p.problem) for p in problems] == [
+        (head, "file edited after it was applied")
+    ]
+
+
+def test_unknown_revision_is_refused(empty_engine: Engine) -> None:
+    with pytest.raises(InvalidInput, match="unknown revision"):
+        migrations.upgrade(empty_engine, "no-such-revision")
+    assert migrations.status(empty_engine).current is None
+
+
+def test_reset_drops_data_and_migrates_again(empty_engine: Engine) -> None:
+    migrations.upgrade(empty_engine)
+    with empty_engine.begin() as connection:
+        connection.execute(text("INSERT INTO bookings (user_id, confirmed) VALUES (1, 2)"))
+    status = migrations.reset(empty_engine)
+    assert status.is_current
+    with empty_engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM bookings")) == 0
