@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets as pysecrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursedesk.accounts.models import ApiToken, StaffUser, WebSession
 from coursedesk.accounts.roles import Role
 from coursedesk.accounts.secrets import digest, hash_password, new_token, verify_password
+from coursedesk.audit.service import record
 from coursedesk.errors import Conflict, InvalidInput
 
 SESSION_LIFETIME = timedelta(hours=12)
 USERNAME_MAX = 64
 PASSWORD_MIN = 8
+TOKEN_NAME_MAX = 64
+# last_used_at is news to a person, not to the second: touching it on every request would
+# make concurrent requests with one token queue on its row lock.
+_TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
+SYSTEM_ACTOR = "system"
 
 
 @dataclass(frozen=True)
@@ -45,16 +53,43 @@ def normalise_username(username: str) -> str:
     return name
 
 
-async def create_user(session: AsyncSession, username: str, password: str, role: Role) -> StaffUser:
+def attempted_username(username: str) -> str:
+    """A typed-in username made safe to count and log, whether or not it is valid."""
+    printable = "".join(char for char in username if char.isprintable())
+    return printable.strip().lower()[:USERNAME_MAX]
+
+
+async def create_user(
+    session: AsyncSession,
+    username: str,
+    password: str,
+    role: Role,
+    *,
+    created_by: str | None = None,
+) -> StaffUser:
+    """Add a staff user with an argon2 hash of the password; audited as `user.create`."""
     name = normalise_username(username)
     if len(password) < PASSWORD_MIN:
         raise InvalidInput(f"password must be at least {PASSWORD_MIN} characters")
     taken = await session.scalar(select(StaffUser.id).where(StaffUser.username == name))
     if taken is not None:
         raise Conflict(f"user {name!r} already exists")
-    user = StaffUser(username=name, password_hash=hash_password(password), role=role.value)
+    # argon2 is slow on purpose; off the event loop, it does not stall other requests.
+    password_hash = await asyncio.to_thread(hash_password, password)
+    user = StaffUser(username=name, password_hash=password_hash, role=role.value)
     session.add(user)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"user {name!r} already exists") from exc
+    await record(
+        session,
+        created_by or SYSTEM_ACTOR,
+        "user.create",
+        "staff_user",
+        user.id,
+        after={"username": name, "role": role.value},
+    )
     return user
 
 
@@ -63,21 +98,40 @@ async def authenticate_password(
 ) -> StaffUser | None:
     user = await session.scalar(
         select(StaffUser).where(
-            StaffUser.username == username.strip().lower(), StaffUser.is_active.is_(True)
+            StaffUser.username == attempted_username(username), StaffUser.is_active.is_(True)
         )
     )
-    if not verify_password(user.password_hash if user else None, password):
+    stored = user.password_hash if user else None
+    if not await asyncio.to_thread(verify_password, stored, password):
         return None
     return user
+
+
+def _token_name(name: str) -> str:
+    cleaned = name.strip()
+    if not cleaned or len(cleaned) > TOKEN_NAME_MAX or not cleaned.isprintable():
+        raise InvalidInput(f"token name must be 1-{TOKEN_NAME_MAX} printable characters")
+    return cleaned
 
 
 async def create_token(
     session: AsyncSession, role: Role, name: str, created_by: str | None
 ) -> tuple[ApiToken, str]:
+    """A new bearer token (returned once, stored as a digest); audited as `token.create`."""
     token = new_token()
-    row = ApiToken(name=name, token_hash=digest(token), role=role.value, created_by=created_by)
+    row = ApiToken(
+        name=_token_name(name), token_hash=digest(token), role=role.value, created_by=created_by
+    )
     session.add(row)
     await session.flush()
+    await record(
+        session,
+        created_by or SYSTEM_ACTOR,
+        "token.create",
+        "api_token",
+        row.id,
+        after={"name": row.name, "role": role.value},
+    )
     return row, token
 
 
@@ -87,14 +141,21 @@ async def principal_for_token(session: AsyncSession, token: str) -> Principal | 
     )
     if row is None:
         return None
-    await session.execute(
-        update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=func.now())
-    )
+    if row.last_used_at is None or row.last_used_at < datetime.now(UTC) - _TOKEN_TOUCH_INTERVAL:
+        unlocked = (
+            select(ApiToken.id).where(ApiToken.id == row.id).with_for_update(skip_locked=True)
+        )
+        await session.execute(
+            update(ApiToken).where(ApiToken.id.in_(unlocked)).values(last_used_at=func.now())
+        )
     return Principal(name=row.name, role=Role(row.role), via="token")
 
 
 async def start_session(session: AsyncSession, user: StaffUser) -> tuple[str, WebSession]:
     """A fresh session id for every sign-in, so a planted id is never promoted."""
+    await session.execute(
+        delete(WebSession).where(WebSession.user_id == user.id, WebSession.expires_at <= func.now())
+    )
     session_id = pysecrets.token_urlsafe(32)
     row = WebSession(
         id_hash=digest(session_id),

@@ -10,7 +10,7 @@ import typer
 # Typer ships its own copy of click; its exceptions live here.
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
-from coursedesk.cli import db
+from coursedesk.cli import admin, db
 from coursedesk.cli.common import console, err_console
 from coursedesk.cli.serve import serve
 from coursedesk.errors import ConfigError, CoursedeskError, InvalidInput
@@ -23,6 +23,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(db.app, name="db")
+app.add_typer(admin.app, name="admin")
 app.command()(serve)
 
 

@@ -8,8 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from coursedesk import __version__
+from coursedesk.accounts.router import router as accounts_router
+from coursedesk.audit.router import router as audit_router
 from coursedesk.config import Settings, load_settings
 from coursedesk.db.engine import Database, open_database
+from coursedesk.system.migrate import router as migrate_router
 from coursedesk.system.router import router as system_router
 from coursedesk.web.errors import install_error_handlers
 
@@ -37,4 +40,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(system_router)
+    app.include_router(accounts_router)
+    app.include_router(audit_router)
+    app.include_router(migrate_router)
     return app

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import AsyncIterator, Callable, Coroutine
+from functools import cache
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy import text
@@ -12,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursedesk.accounts.roles import Role
 from coursedesk.accounts.service import Principal, principal_for_session, principal_for_token
+from coursedesk.accounts.signing import session_id_from_cookie
 from coursedesk.config import Settings
 from coursedesk.db.engine import Database
 
@@ -68,16 +71,46 @@ async def _csrf_token_sent(request: Request) -> str | None:
     return None
 
 
+async def check_csrf(request: Request, principal: Principal) -> None:
+    """Refuse (403) a cookie-borne mutation that does not carry its session's CSRF token.
+
+    A bearer token is never sent by a browser on its own, so it needs no such proof.
+    """
+    if principal.via != "session" or request.method in _SAFE_METHODS:
+        return
+    sent = await _csrf_token_sent(request)
+    if not sent or not hmac.compare_digest(sent, principal.csrf_token or ""):
+        raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
+
+
+def session_id_of(request: Request) -> str | None:
+    """The id in the request's session cookie, if the cookie was signed by this app."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    return session_id_from_cookie(get_settings(request).secret_key, cookie)
+
+
 async def optional_principal(request: Request, session: Session) -> Principal | None:
     """The caller by bearer token or session cookie, or None when anonymous."""
     authorization = request.headers.get("authorization", "")
     scheme, _, credentials = authorization.partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return await principal_for_token(session, credentials.strip())
-    session_id = request.cookies.get(SESSION_COOKIE)
+    session_id = session_id_of(request)
     if session_id:
         return await principal_for_session(session, session_id)
     return None
+
+
+async def _admit(request: Request, session: AsyncSession, principal: Principal) -> Principal:
+    await check_csrf(request, principal)
+    if request.method not in _SAFE_METHODS:
+        await session.execute(
+            text("SELECT set_config('coursedesk.actor', :actor, true)"),
+            {"actor": principal.actor},
+        )
+    return principal
 
 
 async def current_principal(
@@ -91,28 +124,59 @@ async def current_principal(
     audit triggers on the source tables record who made each change.
     """
     if principal is None:
-        raise HTTPException(status_code=401, detail="authentication required")
-    if principal.via == "session" and request.method not in _SAFE_METHODS:
-        sent = await _csrf_token_sent(request)
-        if not sent or not hmac.compare_digest(sent, principal.csrf_token or ""):
-            raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
-    if request.method not in _SAFE_METHODS:
-        await session.execute(
-            text("SELECT set_config('coursedesk.actor', :actor, true)"),
-            {"actor": principal.actor},
+        raise HTTPException(
+            status_code=401,
+            detail="authentication required",
+            headers={"WWW-Authenticate": "Bearer"},
         )
+    return await _admit(request, session, principal)
+
+
+def login_url(request: Request) -> str:
+    """/login, with the page asked for as `next` so that signing in leads back to it."""
+    wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return "/login" if wanted == "/" else f"/login?{urlencode({'next': wanted})}"
+
+
+async def page_principal(
+    request: Request,
+    session: Session,
+    principal: Annotated[Principal | None, Depends(optional_principal)],
+) -> Principal:
+    """Like current_principal, but an anonymous visitor of a page is sent to /login."""
+    if principal is None:
+        raise HTTPException(
+            status_code=303, detail="sign in first", headers={"Location": login_url(request)}
+        )
+    return await _admit(request, session, principal)
+
+
+def _check_role(principal: Principal, role: Role) -> Principal:
+    if not principal.role.allows(role):
+        raise HTTPException(status_code=403, detail=f"this needs the {role.value} role")
     return principal
 
 
-def require_role(
-    role: Role,
-) -> Callable[..., Coroutine[Any, Any, Principal]]:
+@cache
+def require_role(role: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """The API dependency for `role`; one function per role, so routes can be told apart."""
+
     async def dependency(
         principal: Annotated[Principal, Depends(current_principal)],
     ) -> Principal:
-        if not principal.role.allows(role):
-            raise HTTPException(status_code=403, detail=f"this needs the {role.value} role")
-        return principal
+        return _check_role(principal, role)
+
+    return dependency
+
+
+@cache
+def require_page_role(role: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """The page dependency for `role`: anonymous visitors are redirected to /login."""
+
+    async def dependency(
+        principal: Annotated[Principal, Depends(page_principal)],
+    ) -> Principal:
+        return _check_role(principal, role)
 
     return dependency
 
@@ -120,3 +184,4 @@ def require_role(
 Viewer = Annotated[Principal, Depends(require_role(Role.viewer))]
 Operator = Annotated[Principal, Depends(require_role(Role.operator))]
 Admin = Annotated[Principal, Depends(require_role(Role.admin))]
+PageViewer = Annotated[Principal, Depends(require_page_role(Role.viewer))]

@@ -1,0 +1,176 @@
+"""Split an SQL script into statements as PostgreSQL's lexer sees them.
+
+Used to refuse transaction control (BEGIN, COMMIT, SAVEPOINT, ...) in a script that must
+run as one transaction: a COMMIT in the middle would make a dry run write for real.
+Quotes, dollar quotes, comments and `BEGIN ATOMIC` bodies are understood, so semicolons and
+keywords inside them are not mistaken for statements. The lexer assumes
+standard_conforming_strings is on, which the runner enforces before sending the script.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_TRANSACTION_CONTROL = frozenset(
+    {"abort", "begin", "commit", "end", "release", "rollback", "savepoint", "start"}
+)
+
+
+@dataclass(frozen=True)
+class Statement:
+    text: str
+    # The statement's first tokens while they are plain words, lower-cased: ("create", "table").
+    leading_words: tuple[str, ...]
+
+    @property
+    def controls_transaction(self) -> bool:
+        words = self.leading_words
+        if not words:
+            return False
+        return words[0] in _TRANSACTION_CONTROL or words[:2] == ("prepare", "transaction")
+
+
+def _is_word_start(char: str) -> bool:
+    return char.isalpha() or char == "_" or ord(char) >= 0x80
+
+
+def _is_word_char(char: str) -> bool:
+    return char.isalnum() or char in "_$" or ord(char) >= 0x80
+
+
+def _skip_quoted(script: str, start: int, quote: str, *, backslash_escapes: bool) -> int:
+    """The index after a literal or identifier opened at `start`; a doubled quote is data."""
+    index = start + 1
+    while index < len(script):
+        char = script[index]
+        if backslash_escapes and char == "\\":
+            index += 2
+        elif char == quote:
+            if script.startswith(quote, index + 1):
+                index += 2
+            else:
+                return index + 1
+        else:
+            index += 1
+    return index
+
+
+def _skip_block_comment(script: str, start: int) -> int:
+    """The index after a /* comment */ opened at `start`; PostgreSQL's comments nest."""
+    depth = 0
+    index = start
+    while index < len(script):
+        if script.startswith("/*", index):
+            depth += 1
+            index += 2
+        elif script.startswith("*/", index):
+            depth -= 1
+            index += 2
+            if depth == 0:
+                return index
+        else:
+            index += 1
+    return index
+
+
+def _dollar_tag(script: str, start: int) -> str | None:
+    """The `$tag$` opening a dollar-quoted string at `start`, if one does."""
+    end = start + 1
+    if end < len(script) and _is_word_start(script[end]):
+        end += 1
+        while end < len(script) and _is_word_char(script[end]) and script[end] != "$":
+            end += 1
+    if end < len(script) and script[end] == "$":
+        return script[start : end + 1]
+    return None
+
+
+class _Splitter:
+    """One pass over the script, statement by statement."""
+
+    def __init__(self, script: str) -> None:
+        self.script = script
+        self.statements: list[Statement] = []
+        self._reset(0)
+
+    def _reset(self, start: int) -> None:
+        self.start = start
+        self.words: list[str] = []
+        self.leading = True
+        self.has_tokens = False
+        self.paren_depth = 0
+        self.previous_word: str | None = None
+        # Depth inside `CREATE FUNCTION ... BEGIN ATOMIC ... END`, whose body holds semicolons.
+        self.atomic_depth = 0
+
+    def _token(self, word: str | None) -> None:
+        """Note one token: a lower-cased plain word, or None for anything else."""
+        self.has_tokens = True
+        if word is None:
+            self.leading = False
+            self.previous_word = None
+            return
+        if self.leading:
+            self.words.append(word)
+        if self.words[:1] == ["create"] and self.paren_depth == 0:
+            if word == "atomic" and self.previous_word == "begin" and not self.atomic_depth:
+                self.atomic_depth = 1
+            elif word == "case" and self.atomic_depth:
+                self.atomic_depth += 1
+            elif word == "end" and self.atomic_depth:
+                self.atomic_depth -= 1
+        self.previous_word = word
+
+    def _finish(self, end: int) -> None:
+        if self.has_tokens:
+            text = self.script[self.start : end].strip()
+            self.statements.append(Statement(text, tuple(self.words[:2])))
+        self._reset(end + 1)
+
+    def split(self) -> list[Statement]:
+        script = self.script
+        index = 0
+        while index < len(script):
+            char = script[index]
+            if char.isspace():
+                index += 1
+            elif script.startswith("--", index):
+                newline = script.find("\n", index)
+                index = len(script) if newline < 0 else newline + 1
+            elif script.startswith("/*", index):
+                index = _skip_block_comment(script, index)
+            elif char == ";" and self.atomic_depth == 0:
+                self._finish(index)
+                index += 1
+            elif char in "'\"":
+                self._token(None)
+                index = _skip_quoted(script, index, char, backslash_escapes=False)
+            elif char == "$" and (tag := _dollar_tag(script, index)) is not None:
+                self._token(None)
+                closing = script.find(tag, index + len(tag))
+                index = len(script) if closing < 0 else closing + len(tag)
+            elif _is_word_start(char):
+                end = index + 1
+                while end < len(script) and _is_word_char(script[end]):
+                    end += 1
+                word = script[index:end].lower()
+                if word == "e" and script.startswith("'", end):
+                    self._token(None)
+                    index = _skip_quoted(script, end, "'", backslash_escapes=True)
+                else:
+                    self._token(word)
+                    index = end
+            else:
+                if char == "(":
+                    self.paren_depth += 1
+                elif char == ")":
+                    self.paren_depth = max(0, self.paren_depth - 1)
+                self._token(None)
+                index += 1
+        self._finish(len(script))
+        return self.statements
+
+
+def split_statements(script: str) -> list[Statement]:
+    """The non-empty statements of `script`, in order."""
+    return _Splitter(script).split()

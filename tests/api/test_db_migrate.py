@@ -1,0 +1,307 @@
+"""`POST /api/db-migrate`: one transaction, dry runs, failures, the timeout and the audit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import Engine, inspect, text
+
+from coursedesk.db.engine import Database
+from coursedesk.system.migrate import migrate_statement_timeout_ms
+from coursedesk.system.sql_script import split_statements
+
+CREATE_AND_FILL = """
+CREATE TABLE lesson_rooms (id int PRIMARY KEY, name text NOT NULL);
+INSERT INTO lesson_rooms VALUES (1, 'red; blue'), (2, $$it's "green"$$);
+"""
+
+
+def _migrate(sql: str, *, dry_run: bool = False, description: str = "rooms") -> dict[str, Any]:
+    return {"sql": sql, "description": description, "dry_run": dry_run}
+
+
+def _tables(sync_engine: Engine) -> set[str]:
+    return set(inspect(sync_engine).get_table_names())
+
+
+def _migrate_audit(sync_engine: Engine) -> list[Any]:
+    with sync_engine.connect() as connection:
+        return list(
+            connection.execute(
+                text(
+                    "SELECT actor, target_type, details FROM audit_log "
+                    "WHERE action = 'db.migrate' ORDER BY id"
+                )
+            )
+        )
+
+
+async def test_applies_the_sql_in_one_go(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], sync_engine: Engine
+) -> None:
+    response = await client.post(
+        "/api/db-migrate", json=_migrate(CREATE_AND_FILL), headers=admin_headers
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "applied": True,
+        "dry_run": False,
+        "statements": 2,
+        "results": [
+            {"command": "CREATE TABLE", "rowcount": None},
+            {"command": "INSERT 0 2", "rowcount": 2},
+        ],
+        "message": "applied 2 statement(s)",
+    }
+    with sync_engine.connect() as connection:
+        names = connection.execute(text("SELECT name FROM lesson_rooms ORDER BY id")).scalars()
+        assert list(names) == ["red; blue", 'it\'s "green"']
+    [entry] = _migrate_audit(sync_engine)
+    assert (entry.actor, entry.target_type) == ("token:test-admin", "database")
+    assert entry.details == {
+        "sql": CREATE_AND_FILL,
+        "description": "rooms",
+        "dry_run": False,
+        "outcome": "applied",
+        "statements": 2,
+    }
+
+
+async def test_a_dry_run_rolls_back(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], sync_engine: Engine
+) -> None:
+    response = await client.post(
+        "/api/db-migrate", json=_migrate(CREATE_AND_FILL, dry_run=True), headers=admin_headers
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["applied"], body["dry_run"], body["statements"]) == (False, True, 2)
+    assert body["results"][1] == {"command": "INSERT 0 2", "rowcount": 2}
+    assert "rolled back" in body["message"]
+    assert "lesson_rooms" not in _tables(sync_engine)
+    [entry] = _migrate_audit(sync_engine)
+    assert (entry.details["outcome"], entry.details["dry_run"]) == ("dry_run", True)
+
+
+async def test_an_error_rolls_back_everything_and_answers_400(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], sync_engine: Engine
+) -> None:
+    sql = CREATE_AND_FILL + "UPDATE no_such_table SET x = 1;\n"
+    response = await client.post("/api/db-migrate", json=_migrate(sql), headers=admin_headers)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == 'relation "no_such_table" does not exist (line 4)'
+    assert (body["sqlstate"], body["line"]) == ("42P01", 4)
+    assert "lesson_rooms" not in _tables(sync_engine)
+    [entry] = _migrate_audit(sync_engine)
+    assert entry.details["outcome"] == "failed"
+    assert entry.details["error"] == body["error"]
+    assert entry.details["sql"] == sql
+
+
+async def test_the_statement_timeout_is_enforced(
+    app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str], sync_engine: Engine
+) -> None:
+    app.dependency_overrides[migrate_statement_timeout_ms] = lambda: 50
+    try:
+        response = await client.post(
+            "/api/db-migrate",
+            json=_migrate("CREATE TABLE slow_one (id int); SELECT pg_sleep(30);"),
+            headers=admin_headers,
+        )
+    finally:
+        app.dependency_overrides.clear()
+    assert response.status_code == 400
+    assert response.json()["error"] == "canceling statement due to statement timeout"
+    assert response.json()["sqlstate"] == "57014"
+    assert "slow_one" not in _tables(sync_engine)
+    [entry] = _migrate_audit(sync_engine)
+    assert entry.details["outcome"] == "failed"
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "CREATE TABLE escaped (id int); COMMIT; DROP TABLE escaped",
+        "create table escaped (id int);\nend",
+        "begin; create table escaped (id int)",
+        "CREATE TABLE escaped (id int); SAVEPOINT s; ROLLBACK TO SAVEPOINT s",
+        "CREATE TABLE escaped (id int); PREPARE TRANSACTION 'x'",
+    ],
+)
+async def test_transaction_control_is_refused(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], sync_engine: Engine, sql: str
+) -> None:
+    response = await client.post(
+        "/api/db-migrate", json=_migrate(sql, dry_run=True), headers=admin_headers
+    )
+    assert response.status_code == 400
+    assert "controls the transaction" in response.json()["error"]
+    assert "escaped" not in _tables(sync_engine)
+    [entry] = _migrate_audit(sync_engine)
+    assert entry.details["outcome"] == "failed"
+
+
+async def test_source_rows_it_changes_are_audited_in_the_admins_name(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], sync_engine: Engine
+) -> None:
+    with sync_engine.begin() as connection:
+        connection.execute(text("INSERT INTO bookings (user_id, confirmed) VALUES (5, 1)"))
+    response = await client.post(
+        "/api/db-migrate",
+        json=_migrate("UPDATE bookings SET confirmed = 2 WHERE user_id = 5"),
+        headers=admin_headers,
+    )
+    assert response.json()["results"] == [{"command": "UPDATE 1", "rowcount": 1}]
+    with sync_engine.connect() as connection:
+        actor, source = connection.execute(
+            text("SELECT actor, source FROM audit_log WHERE action = 'booking.update'")
+        ).one()
+    assert (actor, source) == ("token:test-admin", "app")
+
+
+async def test_session_settings_it_makes_do_not_leak_into_the_pool(
+    client: httpx.AsyncClient,
+    database: Database,
+    admin_headers: dict[str, str],
+    sync_engine: Engine,
+) -> None:
+    sql = "SET search_path TO pg_catalog; SET application_name TO 'leaked'; SELECT 1"
+    response = await client.post("/api/db-migrate", json=_migrate(sql), headers=admin_headers)
+    assert response.status_code == 200
+    assert response.json()["statements"] == 3
+    assert len(_migrate_audit(sync_engine)) == 1
+
+    # Holding one more connection than the pool keeps makes every pooled one come out.
+    engine = database.primary
+    pooled = engine.sync_engine.pool.checkedin()
+    connections = [await engine.connect() for _ in range(pooled + 1)]
+    try:
+        for connection in connections:
+            name = await connection.scalar(text("SELECT current_setting('application_name')"))
+            assert name != "leaked"
+    finally:
+        for connection in connections:
+            await connection.close()
+
+
+async def test_only_admins_may_migrate(
+    client: httpx.AsyncClient,
+    operator_headers: dict[str, str],
+    viewer_headers: dict[str, str],
+    sync_engine: Engine,
+) -> None:
+    body = _migrate("CREATE TABLE not_yours (id int)")
+    assert (await client.post("/api/db-migrate", json=body)).status_code == 401
+    for headers in (operator_headers, viewer_headers):
+        response = await client.post("/api/db-migrate", json=body, headers=headers)
+        assert response.status_code == 403
+    assert "not_yours" not in _tables(sync_engine)
+    assert _migrate_audit(sync_engine) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"sql": "", "description": "empty"},
+        {"sql": "SELECT 1", "description": "  "},
+        {"sql": "SELECT 1"},
+        {"sql": "SELECT 1", "description": "x", "dry_run": "perhaps"},
+        {"sql": "SELECT 1", "description": "x", "commit": True},
+        {"sql": "SELECT '\x00'", "description": "x"},
+        {"sql": "SELECT 1;" + " " * 100_000, "description": "x"},
+    ],
+)
+async def test_bad_bodies_are_422_and_change_nothing(
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    sync_engine: Engine,
+    body: dict[str, Any],
+) -> None:
+    response = await client.post("/api/db-migrate", json=body, headers=admin_headers)
+    assert response.status_code == 422
+    assert response.json()["error"]
+    assert _migrate_audit(sync_engine) == []
+
+
+async def test_sql_without_statements_is_400(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], sync_engine: Engine
+) -> None:
+    response = await client.post(
+        "/api/db-migrate", json=_migrate("-- nothing\n;;"), headers=admin_headers
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "the SQL holds no statement"
+    assert len(_migrate_audit(sync_engine)) == 1
+
+
+@pytest.mark.parametrize(
+    ("script", "first_words"),
+    [
+        ("select 1; commit", ["select", "commit"]),
+        ("select 'a;commit'; select $$;commit$$; select $f$ ; $ff$ $f$", ["select"] * 3),
+        ("select e'\\';commit'; select 2", ["select", "select"]),
+        ("select 'it''s'; -- ; commit\n/* a /* ; */ commit */ select 2", ["select", "select"]),
+        ('select "a;""commit"', ["select"]),
+        ("select a$b$c from t; select $1", ["select", "select"]),
+        ("  ;; -- only comments\n /* and this */", []),
+        (
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; "
+            "SELECT CASE WHEN true THEN 1 END; END; rollback",
+            ["create", "rollback"],
+        ),
+        (
+            "create function begin() returns int as 'select 1' language sql; commit",
+            ["create", "commit"],
+        ),
+    ],
+)
+def test_the_script_splitter_sees_statements_as_postgres_does(
+    script: str, first_words: list[str]
+) -> None:
+    assert [statement.leading_words[0] for statement in split_statements(script)] == first_words
+
+
+@pytest.mark.parametrize(
+    ("statement", "controls"),
+    [
+        ("COMMIT", True),
+        ("end", True),
+        ("Begin", True),
+        ("start transaction", True),
+        ("abort", True),
+        ("savepoint s", True),
+        ("release s", True),
+        ("rollback to s", True),
+        ("prepare transaction 'x'", True),
+        ("commit prepared 'x'", True),
+        ("prepare q as select 1", False),
+        ("select 1", False),
+        ('"commit"', False),
+        ("(select 1)", False),
+        ("create function begin() returns int language sql as 'select 1'", False),
+    ],
+)
+def test_transaction_control_is_recognised(statement: str, controls: bool) -> None:
+    [found] = split_statements(statement)
+    assert found.controls_transaction is controls
+
+
+async def test_it_can_alter_the_tables_that_let_the_caller_in(
+    app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str], sync_engine: Engine
+) -> None:
+    app.dependency_overrides[migrate_statement_timeout_ms] = lambda: 5_000
+    try:
+        response = await client.post(
+            "/api/db-migrate",
+            json=_migrate("ALTER TABLE api_tokens ADD COLUMN note text"),
+            headers=admin_headers,
+        )
+    finally:
+        app.dependency_overrides.clear()
+    assert response.status_code == 200, response.text
+    columns = {column["name"] for column in inspect(sync_engine).get_columns("api_tokens")}
+    assert "note" in columns
