@@ -9,7 +9,7 @@ USERS ?= 2000
 SCALE ?= 100000
 PYTEST_ARGS ?=
 
-.PHONY: venv demo serve test test-db lint format bench clean
+.PHONY: venv demo test browser lint format bench clean
 
 venv: $(STAMP)
 
@@ -23,17 +23,34 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)
 	$(BIN)/coursedesk demo --host $(HOST) --port $(PORT) --users $(USERS)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# The browser tests drive Debian's Chromium; install it when we may, else they skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing chromium for the browser tests"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+				|| echo "chromium could not be installed: browser tests will be skipped"; \
+		else \
+			echo "no chromium and no way to install it: browser tests will be skipped"; \
+		fi; \
+	}
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+# Seeding speed at SCALE users, then the broadcast pipeline (rate, throughput, audience, RSS).
+bench: $(STAMP)
+	$(BIN)/python bench/seed_bench.py --users $(SCALE)
+	$(BIN)/python bench/broadcast_bench.py --users $(SCALE)
 
 clean:
 	rm -rf $(VENV) .coursedesk .pytest_cache .mypy_cache .ruff_cache

@@ -1,15 +1,13 @@
-"""Signing in and out (`/login`, `/logout`), the page behind them (`/`) and `/api/me`."""
+"""Signing in and out (`/login`, `/logout`) and `/api/me`."""
 
 from __future__ import annotations
 
 import hmac
-from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
 from coursedesk.accounts.roles import Role
@@ -22,9 +20,9 @@ from coursedesk.accounts.signing import (
     sign_session_id,
 )
 from coursedesk.config import Settings
+from coursedesk.pages.rendering import PAGE_HEADERS, templates
 from coursedesk.web.deps import (
     SESSION_COOKIE,
-    PageViewer,
     Session,
     Viewer,
     check_csrf,
@@ -34,16 +32,10 @@ from coursedesk.web.deps import (
 )
 
 router = APIRouter(tags=["accounts"])
-templates = Jinja2Templates(directory=Path(__file__).parent.parent / "web" / "templates")
 
 # Carries the nonce that the sign-in form must echo: a form posted from another site
 # comes without it, so nobody can sign a victim's browser into the attacker's account.
 LOGIN_NONCE_COOKIE = "coursedesk_login"
-_PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-}
 
 AppSettings = Annotated[Settings, Depends(get_settings)]
 
@@ -100,7 +92,7 @@ def _login_page(
             "next_page": safe_next(next_page),
         },
         status_code=status_code,
-        headers=_PAGE_HEADERS | (headers or {}),
+        headers=PAGE_HEADERS | (headers or {}),
     )
     if new_cookie is not None:
         response.set_cookie(
@@ -222,13 +214,6 @@ async def logout(
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
-
-
-@router.get("/", include_in_schema=False)
-async def home(request: Request, principal: PageViewer) -> HTMLResponse:
-    return templates.TemplateResponse(
-        request, "home.html", {"principal": principal}, headers=_PAGE_HEADERS
-    )
 
 
 class Me(BaseModel):

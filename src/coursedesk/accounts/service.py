@@ -15,7 +15,7 @@ from coursedesk.accounts.models import ApiToken, StaffUser, WebSession
 from coursedesk.accounts.roles import Role
 from coursedesk.accounts.secrets import digest, hash_password, new_token, verify_password
 from coursedesk.audit.service import record
-from coursedesk.errors import Conflict, InvalidInput
+from coursedesk.errors import Conflict, InvalidInput, NotFound
 
 SESSION_LIFETIME = timedelta(hours=12)
 USERNAME_MAX = 64
@@ -90,6 +90,23 @@ async def create_user(
         user.id,
         after={"username": name, "role": role.value},
     )
+    return user
+
+
+async def set_password(
+    session: AsyncSession, username: str, password: str, *, changed_by: str | None = None
+) -> StaffUser:
+    """Give an existing staff user a new password; audited as `user.password`."""
+    if len(password) < PASSWORD_MIN:
+        raise InvalidInput(f"password must be at least {PASSWORD_MIN} characters")
+    user = await session.scalar(
+        select(StaffUser).where(StaffUser.username == normalise_username(username))
+    )
+    if user is None:
+        raise NotFound(f"no user {username!r}")
+    user.password_hash = await asyncio.to_thread(hash_password, password)
+    await session.flush()
+    await record(session, changed_by or SYSTEM_ACTOR, "user.password", "staff_user", user.id)
     return user
 
 

@@ -1,4 +1,4 @@
-"""Broadcast messages and one row per recipient with its delivery state.
+"""Broadcast messages, one row per recipient with its delivery state, and the sender's state.
 
 The delivery figures on message_history are kept by a statement-level trigger on
 message_recipients (migration 0001), so they always agree with the recipient rows.
@@ -7,7 +7,7 @@ message_recipients (migration 0001), so they always agree with the recipient row
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import (
     BigInteger,
@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     Text,
     UniqueConstraint,
     func,
@@ -25,8 +26,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from coursedesk.db.base import Base
 
-MESSAGE_STATUSES = ("scheduled", "sending", "sent", "cancelled")
-DELIVERY_STATUSES = ("pending", "sent", "failed", "cancelled", "deleted")
+MessageStatus = Literal["scheduled", "sending", "sent", "cancelled"]
+DeliveryStatus = Literal["pending", "sent", "failed", "cancelled", "deleted"]
+MESSAGE_STATUSES: tuple[str, ...] = get_args(MessageStatus)
+DELIVERY_STATUSES: tuple[str, ...] = get_args(DeliveryStatus)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -71,6 +74,11 @@ class MessageHistory(Base):
     cancelled_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    delete_requested_at: Mapped[datetime | None]
+    delete_cursor: Mapped[int | None] = mapped_column(BigInteger)
+    """The highest user_id whose delivered message has been queued for deletion."""
+    delete_refused: Mapped[int] = mapped_column(Integer, server_default="0")
+    """Delivered messages Telegram would not delete (too old, chat gone)."""
 
 
 class MessageRecipient(Base):
@@ -78,8 +86,6 @@ class MessageRecipient(Base):
     __table_args__ = (
         UniqueConstraint("message_id", "user_id", name="uq_message_recipients_message_id_user_id"),
         CheckConstraint(_in("delivery_status", DELIVERY_STATUSES), name="delivery_status_known"),
-        Index("idx_message_recipients_message_id", "message_id"),
-        Index("idx_message_recipients_status", "message_id", "delivery_status"),
         Index("idx_message_recipients_user_id", "user_id"),
         Index(
             "ix_message_recipients_claimable",
@@ -105,3 +111,36 @@ class MessageRecipient(Base):
     sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class MessageDeletion(Base):
+    """A delivered message waiting to be deleted from its chat; claimed like a recipient."""
+
+    __tablename__ = "message_deletions"
+    __table_args__ = (
+        Index("ix_message_deletions_message_id_next_attempt_at", "message_id", "next_attempt_at"),
+    )
+
+    recipient_id: Mapped[int] = mapped_column(
+        BigInteger,
+        ForeignKey("message_recipients.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    )
+    message_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("message_history.id", ondelete="CASCADE")
+    )
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    lease_owner: Mapped[str | None] = mapped_column(Text)
+
+
+class SenderState(Base):
+    """The one row all workers share: the next free send slot and Telegram's pause."""
+
+    __tablename__ = "broadcast_sender_state"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    next_slot_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    paused_until: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -6,13 +6,19 @@ import logging
 import sys
 
 import typer
+from sqlalchemy.exc import DBAPIError
 
 # Typer ships its own copy of click; its exceptions live here.
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
 from coursedesk.cli import admin, db
+from coursedesk.cli import broadcast as broadcast_cli
+from coursedesk.cli import db_data as _db_data  # noqa: F401 (registers its db commands)
+from coursedesk.cli import telegram as telegram_cli
 from coursedesk.cli.common import console, err_console
+from coursedesk.cli.demo import demo
 from coursedesk.cli.serve import serve
+from coursedesk.cli.worker import worker
 from coursedesk.errors import ConfigError, CoursedeskError, InvalidInput
 
 app = typer.Typer(
@@ -24,7 +30,11 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(admin.app, name="admin")
+app.command()(demo)
 app.command()(serve)
+app.command()(worker)
+app.add_typer(broadcast_cli.app, name="broadcast")
+app.add_typer(telegram_cli.app, name="telegram")
 
 
 def _one_line(message: str) -> str:
@@ -49,6 +59,10 @@ def main(argv: list[str] | None = None) -> None:
     except (ConfigError, InvalidInput) as exc:
         err_console.print(f"coursedesk: error: {_one_line(str(exc))}", markup=False)
         sys.exit(2)
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        err_console.print(f"coursedesk: error: database: {reason}", markup=False)
+        sys.exit(1)
     except CoursedeskError as exc:
         err_console.print(f"coursedesk: error: {_one_line(str(exc))}", markup=False)
         sys.exit(1)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 from coursedesk.accounts import models as _accounts
+from coursedesk.analytics import models as _analytics
 from coursedesk.audit import models as _audit
 from coursedesk.broadcasts import models as _broadcasts
 from coursedesk.db.base import Base
 from coursedesk.sources import models as _sources
 from coursedesk.telegram import models as _telegram
 
-MODEL_MODULES = (_accounts, _audit, _broadcasts, _sources, _telegram)
+MODEL_MODULES = (_accounts, _analytics, _audit, _broadcasts, _sources, _telegram)
 
 
 def metadata() -> MetaData:

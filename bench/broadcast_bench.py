@@ -1,0 +1,314 @@
+"""Broadcast benchmarks: rate kept, pipeline throughput, 1M-recipient audience, worker memory.
+
+    python bench/broadcast_bench.py [--users 1000000] [--rate 50] [--throughput-messages 20000]
+
+Runs against DATABASE_URL's server (or the embedded PostgreSQL) in a database of its own,
+dropped at the end, with a stand-in Bot API in its own process on 127.0.0.1 and real
+`coursedesk worker` processes, and prints one table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, LiteralString
+
+import psycopg
+from psycopg import sql
+
+from coursedesk.broadcasts.audiences import AllUsers
+from coursedesk.broadcasts.service import create_broadcast
+from coursedesk.config import load_settings
+from coursedesk.db import migrations
+from coursedesk.db.embedded import server_url, start_embedded
+from coursedesk.db.engine import Database, create_app_engine, create_tool_engine, libpq_url
+
+TOKEN = "777:bench-token"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def serve_standin(port: int) -> None:
+    """The stand-in with no access log: the benchmark measures the sender, not logging."""
+    import uvicorn
+
+    from coursedesk.telegram.standin import BotApiStandin, create_standin_app
+
+    uvicorn.run(
+        create_standin_app(BotApiStandin(TOKEN)),
+        host="127.0.0.1",
+        port=port,
+        access_log=False,
+        log_level="warning",
+        lifespan="off",
+    )
+
+
+class Standin:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--serve-standin", str(self.port)],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                self.control("faults")
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def control(self, what: str, body: dict[str, object] | None = None) -> dict[str, object]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.base_url}/_control/{what}",
+            data=data,
+            method="POST" if data is not None or what == "reset" else "GET",
+            headers={"content-type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            result: dict[str, object] = json.load(answer)
+            return result
+
+    def send_times(self) -> list[float]:
+        calls = self.control("log")["calls"]
+        assert isinstance(calls, list)
+        return sorted(float(c["at"]) for c in calls if c["method"] == "sendMessage")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+@contextmanager
+def bench_database(admin_url: str) -> Iterator[str]:
+    name = f"broadcast_bench_{os.getpid()}"
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = server_url(admin_url, name)
+    engine = create_tool_engine(url, load_settings(database_url=url))
+    migrations.upgrade(engine)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as connection:
+            connection.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def add_users(url: str, first: int, last: int) -> None:
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
+        connection.execute(
+            "INSERT INTO events (user_id, event_type) "
+            "SELECT g, 'start' FROM generate_series(%s::bigint, %s) AS g",
+            (first, last),
+        )
+
+
+def execute(url: str, statement: LiteralString, *parameters: object) -> Any:
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
+        row = connection.execute(statement, parameters).fetchone()
+        return None if row is None else row[0]
+
+
+async def create_to_all(url: str) -> tuple[int, float]:
+    settings = load_settings(database_url=url)
+    database = Database(create_app_engine(url, settings))
+    try:
+        started = time.perf_counter()
+        async with database.transaction() as session:
+            created = await create_broadcast(
+                session, text="Benchmark", audience=AllUsers(type="all"), actor="bench"
+            )
+        return created.message_id, time.perf_counter() - started
+    finally:
+        await database.dispose()
+
+
+def start_workers(
+    url: str, standin: Standin, rate: float, count: int
+) -> list[subprocess.Popen[bytes]]:
+    environment = os.environ | {
+        "DATABASE_URL": url,
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_API_BASE_URL": standin.base_url,
+        "BROADCAST_RATE": str(rate),
+    }
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "coursedesk", "worker"],
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(count)
+    ]
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    for worker in workers:
+        worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        worker.wait(60)
+
+
+def wait_until_sent(url: str, message_id: int, limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while execute(url, "SELECT status FROM message_history WHERE id = %s", message_id) != "sent":
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"broadcast {message_id} was not sent within {limit:.0f} s")
+        time.sleep(0.2)
+
+
+def rate_figures(times: list[float]) -> dict[str, float]:
+    """Sustained rate over the run, and the most sends in a calendar second / any 1 s window."""
+    per_second = Counter(int(t) for t in times)
+    window = max(bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times))
+    full_seconds = [
+        n for second, n in per_second.items() if second not in (min(per_second), max(per_second))
+    ]
+    return {
+        "sustained": (len(times) - 1) / (times[-1] - times[0]),
+        "median_second": sorted(full_seconds)[len(full_seconds) // 2] if full_seconds else 0,
+        "max_second": max(per_second.values()),
+        "max_window": window,
+    }
+
+
+def run_broadcast(url: str, standin: Standin, rate: float, workers: int) -> dict[str, float]:
+    standin.control("reset")
+    message_id, _ = asyncio.run(create_to_all(url))
+    running = start_workers(url, standin, rate, workers)
+    try:
+        wait_until_sent(url, message_id, 600)
+    finally:
+        stop_workers(running)
+    execute(url, "DELETE FROM message_history WHERE id = %s RETURNING id", message_id)
+    return rate_figures(standin.send_times())
+
+
+def rss_megabytes(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--serve-standin", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--rate-messages", type=int, default=500)
+    parser.add_argument("--throughput-messages", type=int, default=20_000)
+    parser.add_argument("--rss-seconds", type=float, default=60.0)
+    arguments = parser.parse_args()
+    if arguments.serve_standin:
+        serve_standin(arguments.serve_standin)
+        return
+
+    given = os.environ.get("DATABASE_URL")
+    admin_url = (
+        server_url(libpq_url(given), "postgres")
+        if given
+        else server_url(
+            start_embedded(Path(tempfile.mkdtemp()) / "pgdata", delete_on_exit=True), "postgres"
+        )
+    )
+    results: list[tuple[str, str, str]] = []
+    standin = Standin()
+    try:
+        with bench_database(admin_url) as url:
+            add_users(url, 1, arguments.rate_messages)
+            for workers in (1, 3):
+                figures = run_broadcast(url, standin, arguments.rate, workers)
+                share = 100 * figures["sustained"] / arguments.rate
+                results.append(
+                    (
+                        f"rate kept, {workers} worker(s), {arguments.rate_messages} messages",
+                        f"{figures['sustained']:.1f}/s = {share:.1f} % of {arguments.rate:g}",
+                        f"busiest second {figures['max_second']:.0f}, "
+                        f"busiest 1 s window {figures['max_window']:.0f}, "
+                        f"median second {figures['median_second']:.0f}",
+                    )
+                )
+            add_users(url, arguments.rate_messages + 1, arguments.throughput_messages)
+            throughput_messages = arguments.throughput_messages
+            for workers in (1, 3):
+                figures = run_broadcast(url, standin, 10_000, workers)
+                results.append(
+                    (
+                        f"throughput, {workers} worker(s), {throughput_messages} messages",
+                        f"{figures['sustained']:.0f} msg/s",
+                        "stand-in unthrottled, BROADCAST_RATE 10000",
+                    )
+                )
+            standin.control("reset")
+            started = time.perf_counter()
+            add_users(url, arguments.throughput_messages + 1, arguments.users)
+            loading = time.perf_counter() - started
+            message_id, creating = asyncio.run(create_to_all(url))
+            total = execute(
+                url, "SELECT total_recipients FROM message_history WHERE id = %s", message_id
+            )
+            results.append(
+                (
+                    f"audience of {total:,} recipients created",
+                    f"{creating:.1f} s",
+                    f"one INSERT … SELECT (loading the users took {loading:.0f} s)",
+                )
+            )
+            [worker] = start_workers(url, standin, 10_000, 1)
+            peak, first_rss, started = 0.0, 0.0, time.monotonic()
+            try:
+                while time.monotonic() - started < arguments.rss_seconds:
+                    time.sleep(0.5)
+                    current = rss_megabytes(worker.pid)
+                    first_rss = first_rss or current
+                    peak = max(peak, current)
+            finally:
+                stop_workers([worker])
+            sent = execute(
+                url, "SELECT successful_deliveries FROM message_history WHERE id = %s", message_id
+            )
+            results.append(
+                (
+                    f"worker peak RSS on the {total:,}-recipient broadcast",
+                    f"{peak:.0f} MB",
+                    f"{first_rss:.0f} MB at start; {sent:,} sent in {arguments.rss_seconds:.0f} s",
+                )
+            )
+    finally:
+        standin.stop()
+    width = max(len(name) for name, _, _ in results)
+    for name, figure, note in results:
+        print(f"{name:<{width}}  {figure:<40}  {note}")  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()

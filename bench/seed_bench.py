@@ -1,0 +1,104 @@
+"""Seeding speed: a fresh database seeded at a chosen scale, timed per table and phase.
+
+    python bench/seed_bench.py --users 100000
+    python bench/seed_bench.py --users 100000 --rebuild-sql "SELECT analytics_rebuild()"
+    python bench/seed_bench.py --users 100000 --revision 0001_initial
+
+With DATABASE_URL the database is created on that server (and dropped afterwards);
+without it an embedded PostgreSQL is started in a temporary directory. --rebuild-sql
+switches the source tables' INSERT triggers off for the load and runs the given SQL
+once after it, as `db seed` can with deferred_insert_triggers().
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from rich.console import Console
+from rich.table import Table
+
+from coursedesk.config import load_settings
+from coursedesk.db import migrations
+from coursedesk.db.datagen.plan import GenerationPlan
+from coursedesk.db.embedded import server_url, start_embedded
+from coursedesk.db.engine import create_tool_engine, libpq_url
+from coursedesk.db.seed import (
+    LoadHooks,
+    SeedResult,
+    default_anchor,
+    deferred_insert_triggers,
+    seed_database,
+)
+
+console = Console()
+
+
+def _server_url() -> str:
+    given = os.environ.get("DATABASE_URL")
+    if given:
+        return libpq_url(given)
+    home = Path(tempfile.mkdtemp(prefix="coursedesk-bench-"))
+    return libpq_url(start_embedded(home / "pgdata", delete_on_exit=True))
+
+
+def _recreate(admin_url: str, name: str, *, drop_only: bool = False) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        if not drop_only:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def _report(result: SeedResult) -> None:
+    table = Table(title=f"seeding {result.users:,} users")
+    for column in ("table", "rows", "COPY s", "rows/s"):
+        table.add_column(column, justify="left" if column == "table" else "right")
+    for name, rows in result.rows.items():
+        seconds = result.copy_seconds.get(name)
+        rate = f"{rows / seconds:,.0f}" if seconds else ""
+        table.add_row(name, f"{rows:,}", f"{seconds:.2f}" if seconds else "", rate)
+    table.add_row(
+        "[bold]overall[/]",
+        f"[bold]{result.total_rows:,}[/]",
+        f"[bold]{result.seconds:.2f}[/]",
+        f"[bold]{result.rows_per_second:,.0f}[/]",
+    )
+    console.print(table)
+    phases = ", ".join(f"{phase} {value:.2f} s" for phase, value in result.phase_seconds.items())
+    console.print(f"phases: {phases}", highlight=False)
+    console.print("(the events COPY streams while the rows are generated)", highlight=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--rebuild-sql", help="defer INSERT triggers and run this SQL once")
+    parser.add_argument("--revision", default="head", help="migrate to this revision first")
+    arguments = parser.parse_args()
+
+    server = _server_url()
+    name = f"coursedesk_bench_{os.getpid()}"
+    admin_url = server_url(server, "postgres")
+    _recreate(admin_url, name)
+    engine = create_tool_engine(server_url(server, name), load_settings(database_url=None))
+    try:
+        migrations.upgrade(engine, arguments.revision)
+        hooks = LoadHooks()
+        if arguments.rebuild_sql:
+            hooks = deferred_insert_triggers(arguments.rebuild_sql)
+        plan = GenerationPlan(users=arguments.users, seed=arguments.seed, anchor=default_anchor())
+        _report(seed_database(engine, plan, hooks=hooks))
+    finally:
+        engine.dispose()
+        _recreate(admin_url, name, drop_only=True)
+
+
+if __name__ == "__main__":
+    main()

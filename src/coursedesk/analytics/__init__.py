@@ -1,0 +1,1 @@
+"""Figures over the bot's source tables: dashboard analytics, funnel and retention."""

@@ -1,0 +1,57 @@
+"""Announces, once committed, the writes to source tables made through the app.
+
+The summary tables need no announcement (database triggers keep them exact); this is
+for what lives outside the database, such as a cache of figures: it subscribes once,
+and every service that changes bookings, events or registrations calls `record()`.
+A transaction that rolls back announces nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+ChangeListener = Callable[[], None]
+_PENDING = "coursedesk.source_rows_changed"
+
+
+class SourceChanges:
+    def __init__(self) -> None:
+        self._listeners: list[ChangeListener] = []
+
+    def subscribe(self, listener: ChangeListener) -> Callable[[], None]:
+        """Call `listener` after each such commit; answers the function that unsubscribes."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def record(self, session: AsyncSession) -> None:
+        """Note that this session's transaction changed source rows."""
+        sync_session = session.sync_session
+        if _PENDING in sync_session.info:
+            sync_session.info[_PENDING] = True
+            return
+        sync_session.info[_PENDING] = True
+        event.listen(sync_session, "after_commit", self._after_commit)
+        event.listen(sync_session, "after_rollback", self._after_rollback)
+
+    def _after_commit(self, session: Session) -> None:
+        if not session.info.get(_PENDING):
+            return
+        session.info[_PENDING] = False
+        for listener in list(self._listeners):
+            try:
+                listener()
+            except Exception:  # one failing subscriber must not hide the change from others
+                log.exception("a source-change listener failed")
+
+    def _after_rollback(self, session: Session) -> None:
+        session.info[_PENDING] = False
+
+
+source_changes = SourceChanges()

@@ -1,0 +1,223 @@
+"""The broadcast routes of SPEC §5: send, history, one broadcast, recipients, cancel, delete."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from coursedesk.broadcasts import service
+from coursedesk.broadcasts.audiences import count_recipients
+from coursedesk.broadcasts.models import DeliveryStatus, MessageStatus
+from coursedesk.broadcasts.one_off import SendingUnavailable, send_test_message
+from coursedesk.broadcasts.schemas import (
+    DeletionAnswer,
+    DryRunAnswer,
+    MessageDetail,
+    MessageItem,
+    MessagePage,
+    RecipientItem,
+    RecipientPage,
+    RecipientType,
+    SendAnswer,
+    SendRequest,
+    TestSendAnswer,
+    TestSendRequest,
+)
+from coursedesk.db.engine import Database
+from coursedesk.web.deps import Operator, Session, Viewer, get_database, get_settings
+from coursedesk.web.errors import error_response
+
+router = APIRouter(prefix="/api/messages", tags=["broadcasts"])
+
+MessageId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The broadcast's id")]
+CSV_COLUMNS = (
+    "user_id",
+    "username",
+    "delivery_status",
+    "telegram_message_id",
+    "error",
+    "attempts",
+    "sent_at",
+    "updated_at",
+)
+_SPREADSHEET_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@router.post(
+    "/send",
+    status_code=201,
+    summary="Queue a broadcast, or count its audience (operator)",
+    description=(
+        "The audience is resolved at once: users who blocked the bot are left out, "
+        "repeated ids count once, listed ids that are no user come back in "
+        "`invalid_user_ids`. `scheduled_at` needs a UTC offset; up to a minute in the past "
+        "means now. The text is checked against Telegram's rules for `parse_mode` (HTML or "
+        "MarkdownV2) before anything is queued. With `dry_run` only the audience is counted "
+        "(200) and nothing is written."
+    ),
+    responses={200: {"model": DryRunAnswer, "description": "dry_run: the audience's size"}},
+)
+async def send(body: SendRequest, principal: Operator, session: Session) -> Any:
+    if body.dry_run:
+        counted = await count_recipients(session, body.audience)
+        return JSONResponse(
+            DryRunAnswer(
+                total_recipients=counted.total_recipients,
+                invalid_user_ids=counted.invalid_user_ids,
+            ).model_dump()
+        )
+    created = await service.create_broadcast(
+        session,
+        text=body.text,
+        audience=body.audience,
+        actor=principal.actor,
+        parse_mode=body.parse_mode,
+        scheduled_at=body.scheduled_at,
+    )
+    return SendAnswer(
+        message_id=created.message_id,
+        status=created.status,
+        total_recipients=created.total_recipients,
+        invalid_user_ids=created.invalid_user_ids,
+    )
+
+
+@router.post(
+    "/test",
+    summary="Send the text to one chat now (operator)",
+    description="Answers Telegram's outcome; 503 when no bot token is set or sending is paused.",
+    responses={503: {"description": "Nothing can be sent right now"}},
+)
+async def test_send(
+    body: TestSendRequest,
+    request: Request,
+    principal: Operator,
+    session: Session,
+    database: Annotated[Database, Depends(get_database)],
+) -> Any:
+    try:
+        result = await send_test_message(
+            session,
+            database.primary,
+            get_settings(request),
+            chat_id=body.chat_id,
+            text=body.text,
+            parse_mode=body.parse_mode,
+            actor=principal.actor,
+        )
+    except SendingUnavailable as exc:
+        return error_response(503, str(exc))
+    return TestSendAnswer(
+        outcome=result.outcome,
+        telegram_message_id=result.telegram_message_id,
+        error=result.error,
+    )
+
+
+@router.get("/history", summary="Broadcasts, newest first")
+async def history(
+    _: Viewer,
+    session: Session,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    recipient_type: RecipientType | None = None,
+    recipient_group: Annotated[str | None, Query(min_length=1, max_length=210)] = None,
+    status: MessageStatus | None = None,
+) -> MessagePage:
+    messages, total = await service.list_messages(
+        session,
+        service.HistoryFilter(recipient_type, recipient_group, status),
+        limit=limit,
+        offset=offset,
+    )
+    return MessagePage(items=[MessageItem.model_validate(m) for m in messages], total=total)
+
+
+@router.get("/{message_id}", summary="One broadcast and its delivery figures")
+async def one_message(message_id: MessageId, _: Viewer, session: Session) -> MessageDetail:
+    return MessageDetail.model_validate(await service.get_message(session, message_id))
+
+
+def _csv_cell(value: object) -> str:
+    cell = "" if value is None else str(value)
+    # A cell starting like a formula would run as one in a spreadsheet.
+    return "'" + cell if cell.startswith(_SPREADSHEET_FORMULA_STARTS) else cell
+
+
+def _csv_line(values: list[object]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow([_csv_cell(value) for value in values])
+    return buffer.getvalue()
+
+
+async def _csv_rows(
+    database: Database, message_id: int, status: DeliveryStatus | None
+) -> AsyncIterator[str]:
+    yield _csv_line(list(CSV_COLUMNS))
+    async with database.read_sessions() as session:
+        rows = await session.stream_scalars(
+            service.recipients_select(message_id, status).execution_options(yield_per=2000)
+        )
+        async for recipient in rows:
+            yield _csv_line([getattr(recipient, column) for column in CSV_COLUMNS])
+
+
+@router.get(
+    "/{message_id}/recipients",
+    summary="A broadcast's recipients with their delivery state",
+    description="In user_id order. `format=csv` streams every matching recipient as CSV.",
+    responses={200: {"content": {"text/csv": {}}}},
+)
+async def recipients(
+    message_id: MessageId,
+    _: Viewer,
+    session: Session,
+    database: Annotated[Database, Depends(get_database)],
+    status: DeliveryStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    format: Literal["json", "csv"] = "json",
+) -> Any:
+    if format == "csv":
+        await service.get_message(session, message_id)
+        return StreamingResponse(
+            _csv_rows(database, message_id, status),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="broadcast-{message_id}.csv"'},
+        )
+    rows, total = await service.list_recipients(
+        session, message_id, status, limit=limit, offset=offset
+    )
+    return RecipientPage(items=[RecipientItem.model_validate(r) for r in rows], total=total)
+
+
+@router.post(
+    "/{message_id}/cancel",
+    summary="Stop a scheduled or sending broadcast (operator)",
+    description="Its pending recipients become `cancelled`; a sent or cancelled one gives 409.",
+)
+async def cancel(message_id: MessageId, principal: Operator, session: Session) -> MessageItem:
+    message = await service.cancel_broadcast(session, message_id, principal.actor)
+    return MessageItem.model_validate(message)
+
+
+@router.post(
+    "/{message_id}/delete",
+    status_code=202,
+    summary="Delete a sent broadcast from the chats (operator)",
+    description=(
+        "Queued for the workers, which call deleteMessage for every delivered recipient at "
+        "the shared rate. Progress shows on the broadcast: `deletion` is `deleting`, then "
+        "`deleted`; recipients become `deleted`, and those Telegram refuses (messages older "
+        "than 48 hours) stay `sent` with the refusal as their error and are counted in "
+        "`delete_refused`. 409 while it is scheduled or sending, or has nothing delivered."
+    ),
+)
+async def delete(message_id: MessageId, principal: Operator, session: Session) -> DeletionAnswer:
+    queued = await service.request_deletion(session, message_id, principal.actor)
+    return DeletionAnswer(message_id=queued.message_id, deletion="deleting", queued=queued.queued)

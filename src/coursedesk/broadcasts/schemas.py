@@ -1,0 +1,128 @@
+"""What the broadcast routes take and answer (SPEC §5), as Pydantic models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field
+
+from coursedesk.broadcasts.audiences import USER_ID_MAX, Audience
+from coursedesk.broadcasts.models import DeliveryStatus, MessageStatus
+
+# Markup makes the text longer than the 4096 characters a chat shows; this only stops
+# absurd bodies before the formatting rules measure what Telegram would count.
+MAX_SUBMITTED_TEXT = 65_536
+
+RecipientType = Literal["individual", "group"]
+ChatId = Annotated[int, Field(ge=-USER_ID_MAX, le=USER_ID_MAX)]
+
+
+class SendRequest(BaseModel):
+    """A broadcast to queue, or with dry_run only to count."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: Annotated[str, Field(max_length=MAX_SUBMITTED_TEXT)]
+    audience: Audience
+    scheduled_at: AwareDatetime | None = Field(
+        default=None,
+        description="When to send, with its UTC offset; none or now sends at once.",
+    )
+    parse_mode: str | None = Field(default=None, description="HTML, MarkdownV2 or none")
+    dry_run: bool = False
+
+
+class SendAnswer(BaseModel):
+    message_id: int
+    status: MessageStatus
+    total_recipients: int
+    invalid_user_ids: list[int]
+
+
+class DryRunAnswer(BaseModel):
+    total_recipients: int
+    invalid_user_ids: list[int]
+
+
+class MessageItem(BaseModel):
+    """One broadcast and its delivery figures (all kept exact by the database)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    message_text: str
+    parse_mode: str | None
+    status: MessageStatus
+    total_recipients: int
+    successful_deliveries: int
+    failed_deliveries: int
+    pending_deliveries: int
+    cancelled_deliveries: int
+    deleted_deliveries: int
+    recipient_type: RecipientType
+    recipient_group: str | None
+    created_by: str | None
+    scheduled_at: datetime | None
+    started_at: datetime | None
+    sent_at: datetime | None
+    cancelled_at: datetime | None
+    delete_requested_at: datetime | None
+    deleted_at: datetime | None
+    delete_refused: int
+    created_at: datetime
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def deletion(self) -> Literal["deleting", "deleted"] | None:
+        """Whether the broadcast is being, or has been, removed from the chats."""
+        if self.delete_requested_at is None:
+            return None
+        return "deleting" if self.deleted_at is None else "deleted"
+
+
+class MessageDetail(MessageItem):
+    audience: dict[str, Any]
+
+
+class MessagePage(BaseModel):
+    items: list[MessageItem]
+    total: int
+
+
+class RecipientItem(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    user_id: int
+    username: str | None
+    delivery_status: DeliveryStatus
+    telegram_message_id: int | None
+    error: str | None
+    attempts: int
+    sent_at: datetime | None
+    updated_at: datetime
+
+
+class RecipientPage(BaseModel):
+    items: list[RecipientItem]
+    total: int
+
+
+class DeletionAnswer(BaseModel):
+    message_id: int
+    deletion: Literal["deleting"]
+    queued: int = Field(description="Delivered messages that the workers will delete")
+
+
+class TestSendRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: Annotated[str, Field(max_length=MAX_SUBMITTED_TEXT)]
+    chat_id: ChatId
+    parse_mode: str | None = None
+
+
+class TestSendAnswer(BaseModel):
+    outcome: Literal["delivered", "blocked", "failed"]
+    telegram_message_id: int | None = None
+    error: str | None = None

@@ -1,0 +1,428 @@
+"""One worker's pipeline: claim due work, wait for a shared slot, call Telegram, record.
+
+Four loops share one event loop:
+- the feeder starts due broadcasts and claims work (leased rows) into a local queue;
+- the dispatcher takes a job, a permit and a pacer slot, and starts the call;
+- the writer records outcomes in batches, one transaction per batch;
+- the heartbeat renews the leases of every row still held, and drops queued rows that
+  are no longer this worker's (a cancelled broadcast, a lease lost in a long stall).
+
+A permit is held from the moment a message goes out until its outcome is committed,
+so at most `in_flight` messages are ever sent-but-unrecorded: that is the most a
+SIGKILL can make another worker send twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import secrets
+import socket
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from coursedesk.broadcasts import deletions, deliveries, scheduler
+from coursedesk.broadcasts.claiming import claim_work
+from coursedesk.broadcasts.deletions import DeletionOutcome
+from coursedesk.broadcasts.deliveries import BroadcastText, DeliveryOutcome
+from coursedesk.broadcasts.jobs import (
+    Backoff,
+    Job,
+    JobKind,
+    default_backoff,
+    deletion_outcome,
+    delivery_outcome,
+)
+from coursedesk.broadcasts.pacer import Pacer
+from coursedesk.telegram.client import (
+    Blocked,
+    DeleteResult,
+    RetryAfter,
+    SendResult,
+    TelegramClient,
+    TelegramConfigError,
+    TransientFailure,
+)
+
+log = logging.getLogger(__name__)
+
+RETRY_PAUSE_SECONDS = 1.0
+"""How long a loop waits after the database failed it before trying again."""
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
+
+
+@dataclass(frozen=True)
+class SenderOptions:
+    rate: float
+    lease_seconds: float = 20.0
+    in_flight: int | None = None
+    poll_seconds: float = 2.0
+    flush_seconds: float = 0.1
+    backoff: Backoff = default_backoff
+    owner: str = field(default_factory=worker_name)
+
+    @property
+    def max_in_flight(self) -> int:
+        """Enough for half a second of sending at the full rate, within [16, 512]."""
+        if self.in_flight is not None:
+            return self.in_flight
+        return max(16, min(512, math.ceil(self.rate * 0.5)))
+
+    @property
+    def queue_target(self) -> int:
+        """Claim about a second of work ahead, within [8, 1000]."""
+        return max(8, min(1000, math.ceil(self.rate)))
+
+
+async def _retrying(what: str, attempt: Callable[[], Awaitable[None]]) -> None:
+    """Run one round of a loop; a database failure is logged and waited out, not fatal."""
+    try:
+        await attempt()
+    except (DBAPIError, OSError) as exc:
+        log.warning("%s failed, retrying in %.0f s: %s", what, RETRY_PAUSE_SECONDS, exc)
+        await asyncio.sleep(RETRY_PAUSE_SECONDS)
+
+
+class Sender:
+    def __init__(self, engine: AsyncEngine, client: TelegramClient, options: SenderOptions):
+        self._engine = engine
+        self._client = client
+        self.options = options
+        self._draining = asyncio.Event()
+        self.pacer = Pacer(engine, options.rate, interrupt=self._draining)
+        self._queue: deque[Job] = deque()
+        self._held: dict[tuple[JobKind, int], Job] = {}
+        self._texts: dict[int, BroadcastText] = {}
+        self._cancelled: set[int] = set()
+        self._deliveries: list[DeliveryOutcome] = []
+        self._blocked_users: list[int] = []
+        self._deletions: list[DeletionOutcome] = []
+        self._permits = asyncio.Semaphore(options.max_in_flight)
+        self._calls: set[asyncio.Task[None]] = set()
+        self._wake_feeder = asyncio.Event()
+        self._queue_filled = asyncio.Event()
+        self._flush_now = asyncio.Event()
+        self._closing = False
+        self.stopping = asyncio.Event()
+        self.fatal: TelegramConfigError | None = None
+
+    # Signals from the listener -------------------------------------------------------
+
+    def wake(self) -> None:
+        """New work may be there (a broadcast created or due, a deletion asked for)."""
+        self._wake_feeder.set()
+
+    def broadcast_cancelled(self, message_id: int) -> None:
+        """Drop the queued sends of a cancelled broadcast (its rows are cancelled already)."""
+        self._cancelled.add(message_id)
+        dropped = [j for j in self._queue if j.kind is JobKind.send and j.message_id == message_id]
+        if dropped:
+            self._forget_queued(dropped)
+            log.info("broadcast %s cancelled: %d queued sends dropped", message_id, len(dropped))
+
+    def _forget_queued(self, jobs: Iterable[Job]) -> None:
+        keys = {job.key for job in jobs}
+        self._queue = deque(job for job in self._queue if job.key not in keys)
+        for key in keys:
+            self._held.pop(key, None)
+
+    # The feeder ----------------------------------------------------------------------
+
+    async def _feed(self) -> None:
+        while not self._draining.is_set():
+            self._wake_feeder.clear()
+            next_due: float | None = None
+            try:
+                next_due = await self._start_due()
+                if len(self._queue) <= self.options.queue_target // 2 and not self.pacer.paused_for:
+                    await self._claim(self.options.queue_target - len(self._queue))
+            except (DBAPIError, OSError) as exc:
+                log.warning("claiming work failed, retrying: %s", exc)
+            timeout = self.options.poll_seconds
+            if next_due is not None:
+                timeout = min(timeout, max(next_due, 0.01))
+            if self.pacer.paused_for:
+                timeout = min(timeout, self.pacer.paused_for)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake_feeder.wait(), timeout)
+
+    async def _start_due(self) -> float | None:
+        async with self._engine.begin() as connection:
+            for started in await scheduler.start_due_broadcasts(connection):
+                log.info("broadcast %s is %s", started.message_id, started.status)
+            return await scheduler.seconds_to_next_due(connection)
+
+    async def _claim(self, wanted: int) -> None:
+        work = await claim_work(
+            self._engine,
+            owner=self.options.owner,
+            lease=self.options.lease_seconds,
+            wanted=wanted,
+        )
+        self._enqueue(work.jobs)
+        held = {job.message_id for job in self._held.values() if job.kind is JobKind.send}
+        self._texts = {key: text for key, text in self._texts.items() if key in held}
+        self._texts.update((broadcast.message_id, broadcast) for broadcast in work.broadcasts)
+        # Kept while any job of the broadcast is held: a cancel can land between a claim
+        # and its jobs reaching the queue.
+        self._cancelled &= held
+
+    def _enqueue(self, jobs: Iterable[Job]) -> None:
+        for job in jobs:
+            self._held[job.key] = job
+            self._queue.append(job)
+        if self._queue:
+            self._queue_filled.set()
+
+    # The dispatcher ------------------------------------------------------------------
+
+    async def _next_job(self) -> Job | None:
+        """The next queued job; None once the worker is stopping."""
+        while not self._queue:
+            if self._draining.is_set():
+                return None
+            self._queue_filled.clear()
+            self._wake_feeder.set()
+            await self._queue_filled.wait()
+        if self._draining.is_set():
+            return None
+        if len(self._queue) <= self.options.queue_target // 2:
+            self._wake_feeder.set()
+        return self._queue.popleft()
+
+    async def _dispatch(self) -> None:
+        while (job := await self._next_job()) is not None:
+            if not await self._take_permit():
+                self._queue.appendleft(job)
+                break
+            try:
+                ready = await self.pacer.wait_for_slot()
+            except (DBAPIError, OSError) as exc:
+                ready = False
+                log.warning("taking a send slot failed, retrying: %s", exc)
+                await asyncio.sleep(RETRY_PAUSE_SECONDS)
+            if not ready:
+                self._queue.appendleft(job)
+                self._permits.release()
+                continue
+            if job.kind is JobKind.send and job.message_id in self._cancelled:
+                self._forget_queued([job])
+                self._permits.release()
+                continue
+            call = asyncio.create_task(self._call(job), name=f"telegram-{job.kind}")
+            self._calls.add(call)
+            call.add_done_callback(self._calls.discard)
+
+    async def _take_permit(self) -> bool:
+        """Wait for a permit; False when the worker starts stopping first."""
+        acquiring = asyncio.ensure_future(self._permits.acquire())
+        draining = asyncio.ensure_future(self._draining.wait())
+        await asyncio.wait({acquiring, draining}, return_when=asyncio.FIRST_COMPLETED)
+        draining.cancel()
+        if not acquiring.done():
+            acquiring.cancel()
+            await asyncio.gather(acquiring, return_exceptions=True)
+        if acquiring.done() and not acquiring.cancelled():
+            if not self._draining.is_set():
+                return True
+            self._permits.release()
+        return False
+
+    async def _call(self, job: Job) -> None:
+        try:
+            if job.kind is JobKind.send:
+                retry = await self._send(job)
+            else:
+                retry = await self._delete(job)
+        except TelegramConfigError as exc:
+            self._queue.appendleft(job)
+            self._permits.release()
+            self.fatal = exc
+            self.stopping.set()
+            return
+        if retry is not None:
+            self._queue.appendleft(job)
+            self._permits.release()
+            try:
+                await self.pacer.pause(retry.seconds)
+            except (DBAPIError, OSError) as exc:
+                log.warning("could not share the pause with other workers: %s", exc)
+            return
+        if len(self._deliveries) + len(self._deletions) >= self.options.max_in_flight // 2:
+            self._flush_now.set()
+
+    async def _send(self, job: Job) -> RetryAfter | None:
+        broadcast = self._texts[job.message_id]
+        result: SendResult
+        try:
+            result = await self._client.send_message(
+                job.chat_id, broadcast.text, broadcast.parse_mode
+            )
+        except TelegramConfigError:
+            raise
+        except Exception as exc:  # a bug must cost one message a retry, not the worker
+            log.exception("unexpected error sending to chat %s", job.chat_id)
+            result = TransientFailure(f"unexpected error: {exc}")
+        if isinstance(result, RetryAfter):
+            return result
+        self._deliveries.append(delivery_outcome(job, result, self.options.backoff))
+        if isinstance(result, Blocked):
+            self._blocked_users.append(job.chat_id)
+        return None
+
+    async def _delete(self, job: Job) -> RetryAfter | None:
+        assert job.telegram_message_id is not None, "only delivered messages are deleted"
+        result: DeleteResult
+        try:
+            result = await self._client.delete_message(job.chat_id, job.telegram_message_id)
+        except TelegramConfigError:
+            raise
+        except Exception as exc:  # a bug must cost one message a retry, not the worker
+            log.exception("unexpected error deleting in chat %s", job.chat_id)
+            result = TransientFailure(f"unexpected error: {exc}")
+        if isinstance(result, RetryAfter):
+            return result
+        self._deletions.append(deletion_outcome(job, result, self.options.backoff))
+        return None
+
+    # The writer ----------------------------------------------------------------------
+
+    async def _write(self) -> None:
+        while not self._closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_now.wait(), self.options.flush_seconds)
+            self._flush_now.clear()
+            await _retrying("recording outcomes", self.flush)
+
+    async def flush(self) -> None:
+        """Record every outcome gathered so far (kept for the next try if this one fails)."""
+        sent, self._deliveries = self._deliveries, []
+        blocked, self._blocked_users = self._blocked_users, []
+        deleted, self._deletions = self._deletions, []
+        try:
+            if sent:
+                async with self._engine.begin() as connection:
+                    finished = await deliveries.record_outcomes(
+                        connection, sent, blocked, owner=self.options.owner
+                    )
+                self._recorded(JobKind.send, (o.recipient_id for o in sent))
+                sent, blocked = [], []
+                for message_id in finished:
+                    log.info("broadcast %s is sent: no recipient is pending", message_id)
+            if deleted:
+                async with self._engine.begin() as connection:
+                    finished = await deletions.record_outcomes(
+                        connection, deleted, owner=self.options.owner
+                    )
+                self._recorded(JobKind.delete, (o.recipient_id for o in deleted))
+                deleted = []
+                for message_id in finished:
+                    log.info("broadcast %s is deleted from the chats", message_id)
+        finally:
+            self._deliveries[:0] = sent
+            self._blocked_users[:0] = blocked
+            self._deletions[:0] = deleted
+
+    def _recorded(self, kind: JobKind, recipient_ids: Iterable[int]) -> None:
+        for recipient_id in recipient_ids:
+            self._held.pop((kind, recipient_id), None)
+            self._permits.release()
+
+    # The heartbeat -------------------------------------------------------------------
+
+    async def _keep_leases(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.lease_seconds / 3)
+            await _retrying("renewing leases", self._renew)
+
+    async def _renew(self) -> None:
+        asked = set(self._held)
+        kept: set[tuple[JobKind, int]] = set()
+        for kind, module in ((JobKind.send, deliveries), (JobKind.delete, deletions)):
+            ids = [recipient_id for k, recipient_id in asked if k is kind]
+            if not ids:
+                continue
+            async with self._engine.begin() as connection:
+                renewed = await module.renew_leases(
+                    connection, ids, owner=self.options.owner, lease=self.options.lease_seconds
+                )
+            kept.update((kind, recipient_id) for recipient_id in renewed)
+        # Jobs claimed while the renewal ran were not asked about, and are surely ours.
+        lost = [job for job in self._queue if job.key in asked and job.key not in kept]
+        if lost:
+            self._forget_queued(lost)
+            log.info("%d queued jobs are no longer this worker's and were dropped", len(lost))
+
+    # Start and stop ------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Send until `stopping` is set, then finish in-flight calls and give back the rest."""
+        loops = [
+            asyncio.create_task(self._feed(), name="feeder"),
+            asyncio.create_task(self._dispatch(), name="dispatcher"),
+            asyncio.create_task(self._write(), name="writer"),
+            asyncio.create_task(self._keep_leases(), name="heartbeat"),
+        ]
+        stopping = asyncio.create_task(self.stopping.wait())
+        try:
+            done, _ = await asyncio.wait([stopping, *loops], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopping:
+                    task.result()
+        finally:
+            await self._shut_down(loops, stopping)
+
+    async def _shut_down(
+        self, loops: list[asyncio.Task[None]], stopping: asyncio.Task[bool]
+    ) -> None:
+        feeder, dispatcher, writer, heartbeat = loops
+        stopping.cancel()
+        # Stopped by request, not cancelled: a task cancelled inside a database call can
+        # leave its connection waiting on the server.
+        self._draining.set()
+        self._wake_feeder.set()
+        self._queue_filled.set()
+        await asyncio.gather(feeder, dispatcher, stopping, return_exceptions=True)
+        if self._calls:
+            await asyncio.gather(*self._calls, return_exceptions=True)
+        # The writer finishes the batch it may be writing; cancelling it mid-commit could
+        # leave outcomes both written and queued for writing again.
+        self._closing = True
+        self._flush_now.set()
+        await asyncio.gather(writer, return_exceptions=True)
+        for _ in range(3):
+            try:
+                await self.flush()
+                break
+            except (DBAPIError, OSError) as exc:
+                log.warning("recording outcomes at shutdown failed: %s", exc)
+                await asyncio.sleep(RETRY_PAUSE_SECONDS)
+        try:
+            await self._release_queued()
+        except (DBAPIError, OSError) as exc:
+            log.warning("could not release claimed rows; they return when leases end: %s", exc)
+        heartbeat.cancel()
+        await asyncio.gather(heartbeat, return_exceptions=True)
+        await self.pacer.close()
+
+    async def _release_queued(self) -> None:
+        queued, self._queue = list(self._queue), deque()
+        for kind, module in ((JobKind.send, deliveries), (JobKind.delete, deletions)):
+            ids = [job.recipient_id for job in queued if job.kind is kind]
+            if ids:
+                async with self._engine.begin() as connection:
+                    await module.release_leases(connection, ids, owner=self.options.owner)
+        for job in queued:
+            self._held.pop(job.key, None)
+        if queued:
+            log.info("gave back %d claimed jobs that were not started", len(queued))

@@ -1,0 +1,314 @@
+"""Broadcasts as the API and CLI see them: create, read, cancel and queue deletion.
+
+Every function works in the caller's transaction and never commits; the signals it
+sends reach the workers when that transaction commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from coursedesk.audit.service import record
+from coursedesk.broadcasts.audiences import (
+    Audience,
+    allow_long_statement,
+    insert_recipients,
+    recipient_group_of,
+    recipient_type_of,
+    unknown_user_ids,
+)
+from coursedesk.broadcasts.models import (
+    DeliveryStatus,
+    MessageHistory,
+    MessageRecipient,
+    MessageStatus,
+)
+from coursedesk.broadcasts.signals import SignalKind, send_signal
+from coursedesk.errors import Conflict, InvalidInput, NotFound
+from coursedesk.telegram.formatting import FormattingError, normalize_parse_mode, validate_text
+
+SCHEDULE_GRACE = timedelta(minutes=1)
+"""A scheduled_at this little in the past is taken as "now" (clocks and typing differ)."""
+SCHEDULE_HORIZON = timedelta(days=366)
+BROADCAST_PARSE_MODES = ("HTML", "MarkdownV2")
+
+
+def checked_parse_mode(parse_mode: str | None) -> str | None:
+    """The Bot API spelling of HTML or MarkdownV2, None for plain text; anything else is 400."""
+    try:
+        mode = normalize_parse_mode(parse_mode)
+    except FormattingError as exc:
+        raise InvalidInput(f"parse_mode: {exc}") from None
+    if mode is not None and mode not in BROADCAST_PARSE_MODES:
+        raise InvalidInput(f"parse_mode: use HTML, MarkdownV2 or none, not {mode}")
+    return mode
+
+
+def checked_text(text: str, parse_mode: str | None) -> None:
+    """Refuse what Telegram would refuse (bad markup, empty, over 4096 characters)."""
+    try:
+        validate_text(text, parse_mode)
+    except FormattingError as exc:
+        raise InvalidInput(f"text: {exc}") from None
+
+
+def checked_schedule(scheduled_at: datetime | None, now: datetime) -> datetime | None:
+    """None to send at once; refuses naive, past (beyond the grace) and far-off times."""
+    if scheduled_at is None:
+        return None
+    if scheduled_at.tzinfo is None or scheduled_at.utcoffset() is None:
+        raise InvalidInput("scheduled_at: give a UTC offset, e.g. 2030-01-31T09:00:00+00:00")
+    if scheduled_at < now - SCHEDULE_GRACE:
+        raise InvalidInput("scheduled_at: is in the past")
+    if scheduled_at > now + SCHEDULE_HORIZON:
+        raise InvalidInput("scheduled_at: is more than a year ahead")
+    return max(scheduled_at, now)
+
+
+@dataclass(frozen=True)
+class CreatedBroadcast:
+    message_id: int
+    status: MessageStatus
+    total_recipients: int
+    invalid_user_ids: list[int]
+
+
+async def database_now(session: AsyncSession) -> datetime:
+    now: datetime = await session.scalar(select(func.now()))  # type: ignore[assignment]
+    return now
+
+
+async def create_broadcast(
+    session: AsyncSession,
+    *,
+    text: str,
+    audience: Audience,
+    actor: str,
+    parse_mode: str | None = None,
+    scheduled_at: datetime | None = None,
+) -> CreatedBroadcast:
+    """Queue a broadcast: the message row, its recipients resolved in one INSERT … SELECT.
+
+    An audience with nobody in it is refused (InvalidInput) and nothing is kept.
+    """
+    mode = checked_parse_mode(parse_mode)
+    checked_text(text, mode)
+    now = await database_now(session)
+    when = checked_schedule(scheduled_at, now)
+    message = MessageHistory(
+        message_text=text,
+        parse_mode=mode,
+        status="scheduled",
+        recipient_type=recipient_type_of(audience),
+        recipient_group=recipient_group_of(audience),
+        audience=audience.model_dump(mode="json"),
+        created_by=actor,
+        scheduled_at=when or now,
+    )
+    session.add(message)
+    await session.flush()
+    await insert_recipients(session, message.id, audience)
+    invalid = await unknown_user_ids(session, audience)
+    await session.refresh(message)
+    if message.total_recipients == 0:
+        unknown = f" (not users: {_listed(invalid)})" if invalid else ""
+        raise InvalidInput(f"audience: nobody would receive this broadcast{unknown}")
+    await record(
+        session,
+        actor,
+        "broadcast.create",
+        "message",
+        message.id,
+        after=_audited(message),
+        details={"invalid_user_ids": invalid[:100], "invalid_count": len(invalid)},
+    )
+    await send_signal(session, SignalKind.work, message.id)
+    return CreatedBroadcast(message.id, "scheduled", message.total_recipients, invalid)
+
+
+def _listed(ids: Sequence[int], limit: int = 10) -> str:
+    shown = ", ".join(str(i) for i in ids[:limit])
+    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+
+
+def _audited(message: MessageHistory) -> dict[str, Any]:
+    return {
+        "status": message.status,
+        "text": message.message_text,
+        "parse_mode": message.parse_mode,
+        "audience": message.audience,
+        "scheduled_at": message.scheduled_at,
+        "total_recipients": message.total_recipients,
+    }
+
+
+async def get_message(
+    session: AsyncSession, message_id: int, *, lock: bool = False
+) -> MessageHistory:
+    statement = select(MessageHistory).where(MessageHistory.id == message_id)
+    if lock:
+        statement = statement.with_for_update()
+    message = await session.scalar(statement.execution_options(populate_existing=True))
+    if message is None:
+        raise NotFound(f"no broadcast with id {message_id}")
+    return message
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    recipient_type: str | None = None
+    recipient_group: str | None = None
+    status: str | None = None
+
+
+def _history_filtered(statement: Select[Any], where: HistoryFilter) -> Select[Any]:
+    if where.recipient_type:
+        statement = statement.where(MessageHistory.recipient_type == where.recipient_type)
+    if where.recipient_group:
+        statement = statement.where(MessageHistory.recipient_group == where.recipient_group)
+    if where.status:
+        statement = statement.where(MessageHistory.status == where.status)
+    return statement
+
+
+async def list_messages(
+    session: AsyncSession, where: HistoryFilter, *, limit: int, offset: int
+) -> tuple[Sequence[MessageHistory], int]:
+    """One page of broadcasts, newest first, and how many match in all."""
+    messages = await session.scalars(
+        _history_filtered(select(MessageHistory), where)
+        .order_by(MessageHistory.created_at.desc(), MessageHistory.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    total = await session.scalar(
+        _history_filtered(select(func.count()).select_from(MessageHistory), where)
+    )
+    return messages.all(), total or 0
+
+
+def count_with_status(message: MessageHistory, status: DeliveryStatus | None) -> int:
+    """Recipients of `message` in `status`, from the counters the tally trigger keeps exact."""
+    counts = {
+        None: message.total_recipients,
+        "pending": message.pending_deliveries,
+        "sent": message.successful_deliveries - message.deleted_deliveries,
+        "failed": message.failed_deliveries,
+        "cancelled": message.cancelled_deliveries,
+        "deleted": message.deleted_deliveries,
+    }
+    return counts[status]
+
+
+def recipients_select(message_id: int, status: DeliveryStatus | None) -> Select[Any]:
+    """The recipients of a broadcast in user_id order (the unique index's order)."""
+    statement = select(MessageRecipient).where(MessageRecipient.message_id == message_id)
+    if status is not None:
+        statement = statement.where(MessageRecipient.delivery_status == status)
+    return statement.order_by(MessageRecipient.user_id)
+
+
+async def list_recipients(
+    session: AsyncSession,
+    message_id: int,
+    status: DeliveryStatus | None,
+    *,
+    limit: int,
+    offset: int,
+) -> tuple[Sequence[MessageRecipient], int]:
+    message = await get_message(session, message_id)
+    recipients = await session.scalars(
+        recipients_select(message_id, status).limit(limit).offset(offset)
+    )
+    return recipients.all(), count_with_status(message, status)
+
+
+async def cancel_broadcast(session: AsyncSession, message_id: int, actor: str) -> MessageHistory:
+    """Stop a scheduled or sending broadcast: its pending recipients become cancelled.
+
+    Sends already on their way may still land: the worker records those as sent,
+    because the chat has the message (and a later delete must be able to find it).
+    """
+    message = await get_message(session, message_id, lock=True)
+    if message.status not in ("scheduled", "sending"):
+        raise Conflict(f"broadcast {message_id} is {message.status}: nothing to cancel")
+    before = {"status": message.status, "pending_deliveries": message.pending_deliveries}
+    await allow_long_statement(session)
+    await session.execute(
+        update(MessageHistory)
+        .where(MessageHistory.id == message_id)
+        .values(status="cancelled", cancelled_at=func.now())
+    )
+    await session.execute(
+        update(MessageRecipient)
+        .where(
+            MessageRecipient.message_id == message_id,
+            MessageRecipient.delivery_status == "pending",
+        )
+        .values(delivery_status="cancelled", updated_at=func.now())
+    )
+    message = await get_message(session, message_id)
+    await record(
+        session,
+        actor,
+        "broadcast.cancel",
+        "message",
+        message_id,
+        before=before,
+        after={"status": message.status, "cancelled_deliveries": message.cancelled_deliveries},
+    )
+    await send_signal(session, SignalKind.cancelled, message_id)
+    return message
+
+
+@dataclass(frozen=True)
+class QueuedDeletion:
+    message_id: int
+    queued: int
+
+
+async def request_deletion(session: AsyncSession, message_id: int, actor: str) -> QueuedDeletion:
+    """Mark a broadcast for removal from the chats; the workers call deleteMessage.
+
+    A million deliveries cannot be deleted within a request, so this only records the
+    request: workers queue the delivered recipients in chunks and work through them at
+    the shared rate. Telegram refuses messages older than 48 hours; those stay `sent`
+    with the refusal as their error and are counted in delete_refused.
+    """
+    message = await get_message(session, message_id, lock=True)
+    if message.status == "scheduled" or message.started_at is None:
+        raise Conflict(f"broadcast {message_id} was never sent: cancel it instead")
+    if message.status == "sending":
+        raise Conflict(f"broadcast {message_id} is still sending: cancel it first")
+    if message.delete_requested_at is not None and message.deleted_at is None:
+        raise Conflict(f"broadcast {message_id} is already being deleted")
+    delivered = count_with_status(message, "sent")
+    if delivered == 0:
+        raise Conflict(f"broadcast {message_id} has no delivered message to delete")
+    await session.execute(
+        update(MessageHistory)
+        .where(MessageHistory.id == message_id)
+        .values(
+            delete_requested_at=func.now(),
+            deleted_at=None,
+            delete_cursor=0,
+            delete_refused=0,
+        )
+    )
+    await record(
+        session,
+        actor,
+        "broadcast.delete",
+        "message",
+        message_id,
+        before={"delivered": delivered, "deleted_deliveries": message.deleted_deliveries},
+        details={"queued": delivered},
+    )
+    await send_signal(session, SignalKind.work, message_id)
+    return QueuedDeletion(message_id, delivered)

@@ -1,0 +1,103 @@
+"""Running one worker: the sender, the LISTEN connection that wakes it, and its shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import psycopg
+from psycopg import sql
+
+from coursedesk.broadcasts.sender import Sender, SenderOptions
+from coursedesk.broadcasts.signals import CHANNEL, SignalKind, parse_signal
+from coursedesk.config import Settings
+from coursedesk.db.engine import create_app_engine, libpq_url, resolve_database_url
+from coursedesk.telegram.client import TelegramClient, TelegramConfigError
+
+log = logging.getLogger(__name__)
+
+LISTEN_RETRY_SECONDS = 1.0
+TELEGRAM_TIMEOUT_SECONDS = 10.0
+
+
+async def listen_for_signals(database_url: str, settings: Settings, sender: Sender) -> None:
+    """Relay notifications to the sender, reconnecting whenever the connection drops.
+
+    Polling stays the fallback, so a notification lost while reconnecting only costs
+    one poll interval.
+    """
+    while True:
+        try:
+            async with await psycopg.AsyncConnection.connect(
+                libpq_url(database_url),
+                autocommit=True,
+                connect_timeout=settings.db_connect_timeout,
+                application_name="coursedesk-worker-listen",
+            ) as connection:
+                await connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
+                sender.wake()
+                async for notification in connection.notifies():
+                    signal = parse_signal(notification.payload)
+                    if signal is None:
+                        continue
+                    if signal.kind is SignalKind.paused:
+                        sender.pacer.learn_pause(signal.value)
+                    elif signal.kind is SignalKind.cancelled:
+                        sender.broadcast_cancelled(int(signal.value))
+                    else:
+                        sender.wake()
+        except psycopg.OperationalError as exc:
+            log.warning("listening for broadcasts failed, reconnecting: %s", exc)
+            await asyncio.sleep(LISTEN_RETRY_SECONDS)
+
+
+async def run_worker(
+    settings: Settings, *, stop_event: asyncio.Event, options: SenderOptions | None = None
+) -> None:
+    """Send broadcasts until `stop_event` is set, then stop cleanly.
+
+    In-flight messages are finished and recorded and unstarted claims are given back,
+    so stopping loses nothing and sends nothing twice. Raises TelegramConfigError when
+    there is no token or Telegram refuses it, TelegramUnavailable when the Bot API
+    cannot be reached at start.
+    """
+    if not settings.telegram_bot_token:
+        raise TelegramConfigError("TELEGRAM_BOT_TOKEN: not set, so the worker cannot send")
+    options = options or SenderOptions(rate=settings.broadcast_rate)
+    database_url = resolve_database_url(settings)
+    engine = create_app_engine(database_url, settings, application_name="coursedesk-worker")
+    try:
+        async with TelegramClient(
+            settings.telegram_bot_token,
+            settings.telegram_api_base_url,
+            pool_size=options.max_in_flight,
+            timeout=TELEGRAM_TIMEOUT_SECONDS,
+        ) as client:
+            bot = await client.get_me()
+            sender = Sender(engine, client, options)
+            log.info(
+                "worker %s sends as @%s at up to %g messages/s shared by all workers",
+                options.owner,
+                bot.username or bot.id,
+                options.rate,
+            )
+            listener = asyncio.create_task(listen_for_signals(database_url, settings, sender))
+            relay = asyncio.create_task(_relay(stop_event, sender.stopping))
+            try:
+                await sender.run()
+            finally:
+                for task in (listener, relay):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            if sender.fatal is not None:
+                raise sender.fatal
+            log.info("worker %s stopped", options.owner)
+    finally:
+        await engine.dispose()
+
+
+async def _relay(stop_event: asyncio.Event, stopping: asyncio.Event) -> None:
+    await stop_event.wait()
+    stopping.set()

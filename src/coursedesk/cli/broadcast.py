@@ -1,0 +1,139 @@
+"""`coursedesk broadcast …`: queue a broadcast and follow its delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, TypeVar
+
+import typer
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from coursedesk.broadcasts.audiences import count_recipients, parse_audience_argument
+from coursedesk.broadcasts.schemas import MessageDetail
+from coursedesk.broadcasts.service import create_broadcast, get_message
+from coursedesk.cli.admin import cli_actor
+from coursedesk.cli.common import console, database_url, err_console, print_json, settings
+from coursedesk.db.engine import Database, create_app_engine
+from coursedesk.errors import InvalidInput
+
+app = typer.Typer(help="Queue broadcasts and follow their delivery.", no_args_is_help=True)
+
+T = TypeVar("T")
+
+
+def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `work` as one unit of work: committed if it returns, rolled back if it raises."""
+
+    async def run() -> T:
+        database = Database(
+            create_app_engine(database_url(), settings(), application_name="coursedesk-cli")
+        )
+        try:
+            async with database.transaction() as session:
+                return await work(session)
+        finally:
+            await database.dispose()
+
+    return asyncio.run(run())
+
+
+def _parse_at(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"--at: not an ISO 8601 time: {value!r}") from None
+    if when.tzinfo is None:
+        raise InvalidInput("--at: give a UTC offset, e.g. 2030-01-31T09:00:00+00:00")
+    return when
+
+
+@app.command("send")
+def send(
+    text: Annotated[str, typer.Option("--text", help="The message; '-' reads it from stdin")],
+    audience: Annotated[
+        str, typer.Option("--audience", help="all, non_course, stream:NAME or users:1,2,3")
+    ],
+    at: Annotated[
+        str | None, typer.Option("--at", help="Send at this ISO 8601 time (with its offset)")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count the recipients; queue nothing")
+    ] = False,
+    parse_mode: Annotated[
+        str | None, typer.Option("--parse-mode", help="HTML or MarkdownV2 (default: plain)")
+    ] = None,
+) -> None:
+    """Queue a broadcast and print its id (with --dry-run: print the recipient count)."""
+    message = sys.stdin.read() if text == "-" else text
+    chosen = parse_audience_argument(audience)
+    when = _parse_at(at)
+    if dry_run:
+        counted = _in_transaction(lambda session: count_recipients(session, chosen))
+        typer.echo(counted.total_recipients)
+        invalid = counted.invalid_user_ids
+    else:
+        actor = cli_actor()
+        created = _in_transaction(
+            lambda session: create_broadcast(
+                session,
+                text=message,
+                audience=chosen,
+                actor=actor,
+                parse_mode=parse_mode,
+                scheduled_at=when,
+            )
+        )
+        typer.echo(created.message_id)
+        invalid = created.invalid_user_ids
+    if invalid:
+        shown = ", ".join(str(user_id) for user_id in invalid[:20])
+        more = f" and {len(invalid) - 20} more" if len(invalid) > 20 else ""
+        err_console.print(f"not users, left out: {shown}{more}", markup=False, highlight=False)
+
+
+@app.command("status")
+def status(
+    message_id: Annotated[int, typer.Argument(min=1, max=2**31 - 1, help="The broadcast's id")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """The delivery figures of one broadcast."""
+    detail = _in_transaction(
+        lambda session: _detail(session, message_id),
+    )
+    if as_json:
+        print_json(detail.model_dump(mode="json"))
+        return
+    table = Table(show_header=False, box=None)
+    table.add_row("broadcast", str(detail.id))
+    table.add_row("status", detail.status)
+    table.add_row("audience", detail.recipient_group or detail.recipient_type)
+    for label, value in (
+        ("recipients", detail.total_recipients),
+        ("delivered", detail.successful_deliveries),
+        ("failed", detail.failed_deliveries),
+        ("pending", detail.pending_deliveries),
+        ("cancelled", detail.cancelled_deliveries),
+        ("deleted", detail.deleted_deliveries),
+    ):
+        table.add_row(label, str(value))
+    if detail.deletion is not None:
+        table.add_row("deletion", f"{detail.deletion} ({detail.delete_refused} refused)")
+    for label, moment in (
+        ("scheduled at", detail.scheduled_at),
+        ("started at", detail.started_at),
+        ("sent at", detail.sent_at),
+        ("cancelled at", detail.cancelled_at),
+    ):
+        if moment is not None:
+            table.add_row(label, moment.isoformat())
+    console.print(table)
+
+
+async def _detail(session: AsyncSession, message_id: int) -> MessageDetail:
+    return MessageDetail.model_validate(await get_message(session, message_id))

@@ -1,0 +1,1 @@
+"""The server-rendered pages staff use: dashboard, students, broadcasts and system."""

@@ -1,0 +1,214 @@
+"""The dashboard: a page of blocks, each loaded on its own so a slow one holds up nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+
+from fastapi import Query, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from coursedesk.analytics import service
+from coursedesk.analytics.periods import MAX_DAYS, DayWindow, resolve_window
+from coursedesk.config import Settings
+from coursedesk.errors import InvalidInput
+from coursedesk.pages.charts import (
+    FUNNEL_LABELS,
+    activity_figure,
+    funnel_figure,
+    growth_figure,
+)
+from coursedesk.pages.rendering import render_fragment, render_page, settings_of
+from coursedesk.pages.routes import page_router
+from coursedesk.web.deps import PageViewer, ReadSession
+
+router = page_router()
+blocks_router = page_router(fragments=True)
+
+PRESET_DAYS = (7, 30, 90)
+TABLE_ROWS = 12
+RECENT_ROWS = 10
+
+BlockName = Literal[
+    "stats",
+    "growth",
+    "activity",
+    "funnel",
+    "conversion",
+    "courses",
+    "streams",
+    "top-events",
+    "referrals",
+    "recent-bookings",
+    "recent-events",
+]
+Days = Annotated[int | None, Query(ge=1, le=MAX_DAYS)]
+FirstDay = Annotated[date | None, Query(alias="from")]
+LastDay = Annotated[date | None, Query(alias="to")]
+
+
+@dataclass(frozen=True)
+class ChosenRange:
+    window: DayWindow
+    preset: int | None
+
+    @property
+    def query(self) -> str:
+        """The range as the blocks' query string."""
+        if self.preset is not None:
+            return urlencode({"days": self.preset})
+        return urlencode({"from": self.window.first_day, "to": self.window.last_day})
+
+
+def _today(settings: Settings) -> date:
+    return datetime.now(settings.timezone).date()
+
+
+def choose_range(
+    settings: Settings, days: int | None, first_day: date | None, last_day: date | None
+) -> ChosenRange:
+    """The days the charts cover: a preset (`days`) or a custom `from`/`to` range."""
+    today = _today(settings)
+    custom = first_day is not None or last_day is not None
+    window = resolve_window(
+        today=today, days=None if custom else days, first_day=first_day, last_day=last_day
+    )
+    return ChosenRange(window, None if custom else window.days)
+
+
+@router.get("/")
+async def dashboard(
+    request: Request,
+    principal: PageViewer,
+    days: Days = None,
+    first_day: FirstDay = None,
+    last_day: LastDay = None,
+) -> HTMLResponse:
+    settings = settings_of(request)
+    range_error = None
+    try:
+        chosen = choose_range(settings, days, first_day, last_day)
+    except InvalidInput as exc:
+        range_error = f"That date range does not work: {exc}. Showing the last 30 days."
+        chosen = choose_range(settings, 30, None, None)
+    return render_page(
+        request,
+        principal,
+        "dashboard.html",
+        {"chosen": chosen, "presets": PRESET_DAYS, "range_error": range_error},
+        section="dashboard",
+    )
+
+
+Block = tuple[str, dict[str, Any]]
+BlockBuilder = Callable[[AsyncSession, DayWindow, Settings], Awaitable[Block]]
+
+
+async def _stats(session: AsyncSession, window: DayWindow, settings: Settings) -> Block:
+    return "blocks/stats.html", {"stats": await service.dashboard_stats(session)}
+
+
+async def _growth(session: AsyncSession, window: DayWindow, settings: Settings) -> Block:
+    days = await service.user_growth(session, window, settings.app_timezone)
+    new_users = sum(day.new_users for day in days)
+    return "blocks/chart.html", {
+        "figure": growth_figure(days),
+        "note": f"{new_users:,} new users in these {window.days} days",
+        "is_empty": not any(day.total_users for day in days),
+        "empty_text": "Users appear here once the bot records them.",
+    }
+
+
+async def _activity(session: AsyncSession, window: DayWindow, settings: Settings) -> Block:
+    days = await service.daily_activity(session, window, settings.app_timezone)
+    totals = {
+        "bookings": sum(day.bookings for day in days),
+        "events": sum(day.events for day in days),
+        "free lessons": sum(day.free_lesson_registrations for day in days),
+    }
+    return "blocks/chart.html", {
+        "figure": activity_figure(days),
+        "note": " · ".join(f"{count:,} {name}" for name, count in totals.items()),
+        "is_empty": not any(totals.values()) and not any(day.new_users for day in days),
+        "empty_text": "No bookings, events or registrations in these days.",
+    }
+
+
+async def _funnel(session: AsyncSession, window: DayWindow, settings: Settings) -> Block:
+    funnel = await service.funnel(session, window, settings.app_timezone)
+    return "blocks/funnel.html", {
+        "funnel": funnel,
+        "figure": funnel_figure(funnel.items),
+        "labels": FUNNEL_LABELS,
+    }
+
+
+async def _conversion(session: AsyncSession, window: DayWindow, settings: Settings) -> Block:
+    rows = await service.lesson_conversion(session)
+    return "blocks/conversion.html", {"rows": rows[:TABLE_ROWS], "more": len(rows) - TABLE_ROWS}
+
+
+async def _courses(session: AsyncSession, window: DayWindow, settings: Settings) -> Block:
+    return "blocks/courses.html", {"rows": await service.course_figures(session)}
+
+
+async def _streams(session: AsyncSession, window: DayWindow, settings: Settings) -> Block:
+    rows = await service.stream_figures(session)
+    return "blocks/streams.html", {"rows": rows[:TABLE_ROWS], "more": len(rows) - TABLE_ROWS}
+
+
+async def _top_events(session: AsyncSession, window: DayWindow, settings: Settings) -> Block:
+    rows = await service.top_events(session, 10)
+    largest = max((row.count for row in rows), default=0)
+    return "blocks/top_events.html", {"rows": rows, "largest": largest}
+
+
+async def _referrals(session: AsyncSession, window: DayWindow, settings: Settings) -> Block:
+    rows = await service.referral_figures(session)
+    return "blocks/referrals.html", {"rows": rows[:TABLE_ROWS], "more": len(rows) - TABLE_ROWS}
+
+
+async def _recent_bookings(session: AsyncSession, window: DayWindow, settings: Settings) -> Block:
+    return "blocks/recent_bookings.html", {
+        "rows": await service.recent_bookings(session, RECENT_ROWS)
+    }
+
+
+async def _recent_events(session: AsyncSession, window: DayWindow, settings: Settings) -> Block:
+    return "blocks/recent_events.html", {"rows": await service.recent_events(session, RECENT_ROWS)}
+
+
+BLOCKS: dict[str, BlockBuilder] = {
+    "stats": _stats,
+    "growth": _growth,
+    "activity": _activity,
+    "funnel": _funnel,
+    "conversion": _conversion,
+    "courses": _courses,
+    "streams": _streams,
+    "top-events": _top_events,
+    "referrals": _referrals,
+    "recent-bookings": _recent_bookings,
+    "recent-events": _recent_events,
+}
+
+
+@blocks_router.get("/dashboard/blocks/{block}")
+async def dashboard_block(
+    request: Request,
+    _: PageViewer,
+    session: ReadSession,
+    block: BlockName,
+    days: Days = None,
+    first_day: FirstDay = None,
+    last_day: LastDay = None,
+) -> HTMLResponse:
+    """One block of the dashboard, as HTML for the page script to put in its place."""
+    settings = settings_of(request)
+    chosen = choose_range(settings, days, first_day, last_day)
+    template, context = await BLOCKS[block](session, chosen.window, settings)
+    return render_fragment(request, template, context)

@@ -1,0 +1,74 @@
+"""`POST /api/telegram/webhook`: where Telegram delivers the bot's updates."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Request
+from pydantic import BaseModel
+
+from coursedesk.telegram.webhook import record_update
+from coursedesk.web.deps import Session, get_settings
+
+router = APIRouter(prefix="/api/telegram", tags=["telegram"])
+
+MAX_UPDATE_BYTES = 1_000_000
+
+
+class WebhookAnswer(BaseModel):
+    ok: bool
+    recorded: bool
+
+
+def _check_secret(expected: str | None, given: str | None) -> None:
+    # Compared in constant time, so the answer's timing tells nothing about the secret.
+    if (
+        expected is None
+        or given is None
+        or not hmac.compare_digest(given.encode(), expected.encode())
+    ):
+        raise HTTPException(status_code=403, detail="wrong or missing webhook secret")
+
+
+def _parse_update(raw: bytes) -> dict[str, Any]:
+    if len(raw) > MAX_UPDATE_BYTES:
+        raise HTTPException(status_code=413, detail="the update is too large")
+    try:
+        update: object = json.loads(raw)
+    except ValueError:
+        raise HTTPException(status_code=400, detail="the body is not JSON") from None
+    if not isinstance(update, dict):
+        raise HTTPException(status_code=400, detail="an update is a JSON object")
+    update_id = update.get("update_id")
+    if not isinstance(update_id, int) or isinstance(update_id, bool) or update_id < 0:
+        raise HTTPException(status_code=400, detail="an update needs an integer update_id")
+    if update_id >= 2**63:
+        raise HTTPException(status_code=400, detail="update_id is out of range")
+    return update
+
+
+@router.post(
+    "/webhook",
+    summary="A Telegram Update (Telegram only)",
+    description=(
+        "Needs the header `X-Telegram-Bot-Api-Secret-Token` equal to TELEGRAM_WEBHOOK_SECRET "
+        "(403 otherwise, and always when it is unset). Each update_id is recorded once: "
+        "messages and commands, button presses and block/unblock become events, and the "
+        "sender's username and first name are kept current. Other updates are accepted "
+        "and ignored."
+    ),
+    responses={
+        403: {"description": "wrong or missing secret"},
+        400: {"description": "not an update"},
+    },
+)
+async def webhook(
+    request: Request,
+    session: Session,
+    secret: Annotated[str | None, Header(alias="X-Telegram-Bot-Api-Secret-Token")] = None,
+) -> WebhookAnswer:
+    _check_secret(get_settings(request).telegram_webhook_secret, secret)
+    update = _parse_update(await request.body())
+    return WebhookAnswer(ok=True, recorded=await record_update(session, update))

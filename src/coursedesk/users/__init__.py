@@ -1,0 +1,1 @@
+"""Students: the list, search, the 360° view and edits of their bookings."""

@@ -1,0 +1,185 @@
+"""Composable selects over user_summaries: filters, search, pages and totals.
+
+A page of search results is looked for among the most recent users first: a common
+term fills the page there at once. Only when it does not are all matches found through
+the trigram and name-gram indexes, and sorted; the planner cannot tell these cases
+apart from the text alone, and walking the first_seen index for a rare term reads the
+whole table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Select,
+    Table,
+    and_,
+    false,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql import array
+
+from coursedesk.analytics.models import SHORT_TERM, UserSegment, UserSummary
+from coursedesk.telegram.models import BotUser
+
+BIGINT_MAX = 2**63 - 1
+RECENT_USERS = 2000
+SUMMARIES: Table = UserSummary.__table__  # type: ignore[assignment]
+
+
+def escape_like(term: str) -> str:
+    """`term` as a LIKE pattern that matches itself only (escape character: backslash)."""
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _contains(source: FromClause, column: str, term: str) -> ColumnElement[bool]:
+    """`column` holds `term`, ignoring case. A term of one or two characters is first
+    looked up among the name grams, since the trigram indexes cannot serve it."""
+    condition = source.c[column].ilike(f"%{escape_like(term)}%", escape="\\")
+    if len(term) > SHORT_TERM:
+        return condition
+    return and_(source.c.name_grams.contains(array([func.lower(term)])), condition)
+
+
+def search_condition(query: str, source: FromClause = SUMMARIES) -> ColumnElement[bool] | None:
+    """SPEC §4 search: a case-insensitive substring of the username (a leading @ in the
+    query ignored) or of first_name; a query of digits also matches user_id exactly.
+    None for a blank query."""
+    term = query.strip()
+    if not term:
+        return None
+    conditions = [_contains(source, "first_name", term)]
+    username_term = term.removeprefix("@")
+    if username_term:
+        conditions.append(_contains(source, "username", username_term))
+    if term.isascii() and term.isdigit() and int(term) <= BIGINT_MAX:
+        conditions.append(source.c.user_id == int(term))
+    return or_(*conditions)
+
+
+@dataclass(frozen=True)
+class UserFilter:
+    search: str | None = None
+    stream: str | None = None
+    status: str | None = None
+
+    @property
+    def searching(self) -> bool:
+        return bool(self.search and self.search.strip())
+
+    def conditions(self, source: FromClause = SUMMARIES) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = []
+        if self.search and (matches := search_condition(self.search, source)) is not None:
+            conditions.append(matches)
+        if self.stream:
+            conditions.append(source.c.course_stream == self.stream)
+        if self.status:
+            conditions.append(source.c.status == self.status)
+        return conditions
+
+
+def _newest_first(source: FromClause) -> tuple[ColumnElement[Any], ...]:
+    return source.c.first_seen.desc(), source.c.user_id.desc()
+
+
+def _user_columns(source: FromClause) -> Select[*tuple[Any, ...]]:
+    """The user object of SPEC §5."""
+    return select(
+        source.c.user_id,
+        source.c.username,
+        source.c.first_name,
+        source.c.first_seen,
+        source.c.last_seen,
+        source.c.course_stream,
+        source.c.status,
+        source.c.bookings_count,
+        source.c.events_count,
+        source.c.free_lessons_count,
+        func.coalesce(BotUser.is_blocked, false()).label("is_blocked"),
+    ).outerjoin(BotUser, BotUser.user_id == source.c.user_id)
+
+
+def user_rows(matching: UserFilter) -> Select[*tuple[Any, ...]]:
+    """Every matching user, newest first_seen first (then user_id)."""
+    return (
+        _user_columns(SUMMARIES).where(*matching.conditions()).order_by(*_newest_first(SUMMARIES))
+    )
+
+
+def user_by_id(user_id: int) -> Select[*tuple[Any, ...]]:
+    return _user_columns(SUMMARIES).where(SUMMARIES.c.user_id == user_id)
+
+
+def _recent_users() -> FromClause:
+    return (
+        select(SUMMARIES).order_by(*_newest_first(SUMMARIES)).limit(RECENT_USERS).subquery("recent")
+    )
+
+
+def _all_matches(matching: UserFilter) -> FromClause:
+    """The matches as a set of their own, found through the indexes of the conditions."""
+    return (
+        select(SUMMARIES).where(*matching.conditions()).cte("matches").prefix_with("MATERIALIZED")
+    )
+
+
+@dataclass(frozen=True)
+class PageQuery:
+    """A page of matches: `recent` (when it can) answers it if it yields a full page."""
+
+    recent: Select[*tuple[Any, ...]] | None
+    everywhere: Select[*tuple[Any, ...]]
+
+
+def user_page(matching: UserFilter, limit: int, offset: int) -> PageQuery:
+    if not matching.searching:
+        return PageQuery(None, user_rows(matching).limit(limit).offset(offset))
+    recent = None
+    if offset + limit <= RECENT_USERS:
+        source = _recent_users()
+        recent = (
+            _user_columns(source)
+            .where(*matching.conditions(source))
+            .order_by(*_newest_first(source))
+            .limit(limit)
+            .offset(offset)
+        )
+    source = _all_matches(matching)
+    everywhere = _user_columns(source).order_by(*_newest_first(source)).limit(limit).offset(offset)
+    return PageQuery(recent, everywhere)
+
+
+def brief_page(query: str, limit: int) -> PageQuery:
+    """Search results as (user_id, username, first_name); a blank query: the newest."""
+    matching = UserFilter(search=query)
+
+    def briefs(source: FromClause, *conditions: ColumnElement[bool]) -> Select[Any]:
+        return (
+            select(source.c.user_id, source.c.username, source.c.first_name)
+            .where(*conditions)
+            .order_by(*_newest_first(source))
+            .limit(limit)
+        )
+
+    if not matching.searching:
+        return PageQuery(None, briefs(SUMMARIES))
+    recent = _recent_users()
+    return PageQuery(briefs(recent, *matching.conditions(recent)), briefs(_all_matches(matching)))
+
+
+def user_total(matching: UserFilter) -> Select[Any]:
+    """How many users match; without a search, a sum over a few user_segments rows."""
+    if matching.searching:
+        return select(func.count()).select_from(SUMMARIES).where(*matching.conditions())
+    total = select(func.coalesce(func.sum(UserSegment.users), 0))
+    if matching.stream:
+        total = total.where(UserSegment.course_stream == matching.stream)
+    if matching.status:
+        total = total.where(UserSegment.status == matching.status)
+    return total

@@ -1,0 +1,158 @@
+"""The users routes (the 360° student view) and the booking edit of SPEC §5."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import StreamingResponse
+
+from coursedesk.analytics.export import ExportFormat, csv_response, models_csv
+from coursedesk.analytics.schemas import BookingRow, EventRow, FreeLessonRow, Items
+from coursedesk.users import service
+from coursedesk.users.schemas import (
+    BookingEdit,
+    StreamMove,
+    UserBrief,
+    UserOut,
+    UserPage,
+    UserStatus,
+)
+from coursedesk.web.deps import Operator, ReadSession, Session, Viewer
+
+router = APIRouter(prefix="/api", tags=["users"])
+
+SEARCH_MAX = 128
+OFFSET_MAX = 1_000_000
+UserId = Annotated[int, Path(ge=-(2**63), le=2**63 - 1, description="Telegram user id")]
+BookingId = Annotated[int, Path(ge=-(2**31), le=2**31 - 1)]
+Format = Annotated[
+    ExportFormat, Query(alias="format", description="`csv` downloads the list as CSV.")
+]
+Search = Annotated[
+    str | None,
+    Query(
+        max_length=SEARCH_MAX,
+        description=(
+            "Case-insensitive substring of the username (a leading @ ignored) or of "
+            "first_name; digits also match user_id exactly. Every character is literal."
+        ),
+    ),
+]
+
+
+@router.get(
+    "/users",
+    summary="Students, newest first",
+    description=(
+        "Ordered by first_seen descending, then user_id descending; `total` counts every "
+        "match. With `format=csv` every match is exported (limit and offset do not apply)."
+    ),
+    response_model=UserPage,
+)
+async def list_users(
+    _: Viewer,
+    session: ReadSession,
+    search: Search = None,
+    stream: Annotated[str | None, Query(max_length=100)] = None,
+    status: Annotated[UserStatus | Literal[""] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=OFFSET_MAX)] = 0,
+    output: Format = "json",
+) -> UserPage | StreamingResponse:
+    if output == "csv":
+        return csv_response(
+            "users.csv",
+            list(UserOut.model_fields),
+            service.export_users(session, search=search, stream=stream, status=status or None),
+        )
+    return await service.list_users(
+        session, search=search, stream=stream, status=status or None, limit=limit, offset=offset
+    )
+
+
+@router.get(
+    "/users/search",
+    summary="Find students by name, @username or id",
+    description="Newest first_seen first. A blank q lists the newest users.",
+    response_model=Items[UserBrief],
+)
+async def search_users(
+    _: Viewer,
+    session: ReadSession,
+    q: Search = "",
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Items[UserBrief]:
+    return Items(items=await service.search_users(session, q or "", limit))
+
+
+@router.get("/users/{user_id}", summary="One student", response_model=UserOut)
+async def get_user(_: Viewer, session: ReadSession, user_id: UserId) -> UserOut:
+    return await service.get_user(session, user_id)
+
+
+@router.get(
+    "/users/{user_id}/bookings",
+    summary="A student's bookings, newest first",
+    response_model=Items[BookingRow],
+)
+async def user_bookings(
+    _: Viewer, session: ReadSession, user_id: UserId, output: Format = "json"
+) -> Items[BookingRow] | StreamingResponse:
+    items = await service.user_bookings(session, user_id)
+    if output == "csv":
+        return models_csv(f"user-{user_id}-bookings.csv", BookingRow, items)
+    return Items(items=items)
+
+
+@router.get(
+    "/users/{user_id}/events",
+    summary="A student's events, newest first",
+    response_model=Items[EventRow],
+)
+async def user_events(
+    _: Viewer,
+    session: ReadSession,
+    user_id: UserId,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    output: Format = "json",
+) -> Items[EventRow] | StreamingResponse:
+    items = await service.user_events(session, user_id, limit)
+    if output == "csv":
+        return models_csv(f"user-{user_id}-events.csv", EventRow, items)
+    return Items(items=items)
+
+
+@router.get(
+    "/users/{user_id}/free-lessons",
+    summary="A student's free lesson registrations, newest first",
+    response_model=Items[FreeLessonRow],
+)
+async def user_free_lessons(
+    _: Viewer, session: ReadSession, user_id: UserId, output: Format = "json"
+) -> Items[FreeLessonRow] | StreamingResponse:
+    items = await service.user_free_lessons(session, user_id)
+    if output == "csv":
+        return models_csv(f"user-{user_id}-free-lessons.csv", FreeLessonRow, items)
+    return Items(items=items)
+
+
+@router.put(
+    "/users/{user_id}/stream",
+    summary="Move a student to another stream",
+    description=(
+        "Moves the latest non-cancelled booking (created_at, then id); answers it. 409 "
+        "when the student has none. Audited."
+    ),
+)
+async def move_stream(
+    _: Operator, session: Session, user_id: UserId, body: StreamMove
+) -> BookingRow:
+    return await service.move_stream(session, user_id, body.course_stream)
+
+
+@router.patch("/bookings/{booking_id}", summary="Edit a booking", description="Audited.")
+async def update_booking(
+    _: Operator, session: Session, booking_id: BookingId, body: BookingEdit
+) -> BookingRow:
+    return await service.update_booking(session, booking_id, body)

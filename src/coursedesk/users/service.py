@@ -1,0 +1,141 @@
+"""The student list and 360° view, and the edits operators make to bookings.
+
+Edits go through the source tables, so the summary triggers recompute the user's
+status and stream and the audit trigger records the actor of the request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from coursedesk.analytics import rows
+from coursedesk.analytics.changes import source_changes
+from coursedesk.analytics.models import UserSummary
+from coursedesk.analytics.schemas import BookingRow, EventRow, FreeLessonRow
+from coursedesk.errors import Conflict, NotFound
+from coursedesk.sources.models import BOOKING_CANCELLED, Booking, Event, FreeLessonRegistration
+from coursedesk.users import queries
+from coursedesk.users.schemas import BookingEdit, UserBrief, UserOut, UserPage
+
+
+def changed(session: AsyncSession) -> None:
+    """Every write of this module ends here: figures derived outside the database
+    (a cache) learn of it once the transaction commits."""
+    source_changes.record(session)
+
+
+async def _plan_for_the_search_text(session: AsyncSession) -> None:
+    """A search is as selective as its text (a rare pair of letters or half the users),
+    so each query of this transaction is planned for its own values: a plan cached for
+    any text would walk the whole first_seen index for a rare one."""
+    await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+
+
+async def _first_page(session: AsyncSession, page: queries.PageQuery, size: int) -> list[Any]:
+    if page.recent is not None:
+        rows = list(await session.execute(page.recent))
+        if len(rows) == size:
+            return rows
+    return list(await session.execute(page.everywhere))
+
+
+async def list_users(
+    session: AsyncSession,
+    *,
+    search: str | None,
+    stream: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> UserPage:
+    matching = queries.UserFilter(search=search, stream=stream, status=status)
+    if matching.searching:
+        await _plan_for_the_search_text(session)
+    rows = await _first_page(session, queries.user_page(matching, limit, offset), limit)
+    total = await session.scalar(queries.user_total(matching))
+    return UserPage(items=[UserOut.model_validate(row) for row in rows], total=total or 0)
+
+
+async def export_users(
+    session: AsyncSession, *, search: str | None, stream: str | None, status: str | None
+) -> AsyncIterator[list[object]]:
+    """Every matching user as the values of a CSV row, streamed from a server-side cursor."""
+    matching = queries.UserFilter(search=search, stream=stream, status=status)
+    if matching.searching:
+        await _plan_for_the_search_text(session)
+    result = await session.stream(queries.user_rows(matching))
+    async for row in result:
+        yield list(UserOut.model_validate(row).model_dump(mode="json").values())
+
+
+async def search_users(session: AsyncSession, query: str, limit: int) -> list[UserBrief]:
+    await _plan_for_the_search_text(session)
+    rows = await _first_page(session, queries.brief_page(query, limit), limit)
+    return [UserBrief.model_validate(row) for row in rows]
+
+
+async def get_user(session: AsyncSession, user_id: int) -> UserOut:
+    row = (await session.execute(queries.user_by_id(user_id))).one_or_none()
+    if row is None:
+        raise NotFound(f"no user {user_id}")
+    return UserOut.model_validate(row)
+
+
+async def _require_user(session: AsyncSession, user_id: int) -> None:
+    known = await session.scalar(select(UserSummary.user_id).where(UserSummary.user_id == user_id))
+    if known is None:
+        raise NotFound(f"no user {user_id}")
+
+
+async def user_bookings(session: AsyncSession, user_id: int) -> list[BookingRow]:
+    await _require_user(session, user_id)
+    result = await session.execute(rows.booking_rows(Booking.user_id == user_id))
+    return [BookingRow.model_validate(row) for row in result]
+
+
+async def user_events(session: AsyncSession, user_id: int, limit: int) -> list[EventRow]:
+    await _require_user(session, user_id)
+    result = await session.execute(rows.event_rows(Event.user_id == user_id, limit=limit))
+    return [EventRow.model_validate(row) for row in result]
+
+
+async def user_free_lessons(session: AsyncSession, user_id: int) -> list[FreeLessonRow]:
+    await _require_user(session, user_id)
+    result = await session.execute(rows.free_lesson_rows(FreeLessonRegistration.user_id == user_id))
+    return [FreeLessonRow.model_validate(row) for row in result]
+
+
+async def _booking(session: AsyncSession, booking_id: int) -> BookingRow:
+    row = (await session.execute(rows.booking_rows(Booking.id == booking_id))).one()
+    return BookingRow.model_validate(row)
+
+
+async def move_stream(session: AsyncSession, user_id: int, stream: str | None) -> BookingRow:
+    """Puts the user's latest non-cancelled booking (created_at, then id) in `stream`."""
+    await _require_user(session, user_id)
+    latest = await session.scalar(
+        select(Booking.id)
+        .where(Booking.user_id == user_id, Booking.confirmed != BOOKING_CANCELLED)
+        .order_by(Booking.created_at.desc(), Booking.id.desc())
+        .limit(1)
+        .with_for_update()
+    )
+    if latest is None:
+        raise Conflict(f"user {user_id} has no booking that is not cancelled")
+    await session.execute(update(Booking).where(Booking.id == latest).values(course_stream=stream))
+    changed(session)
+    return await _booking(session, latest)
+
+
+async def update_booking(session: AsyncSession, booking_id: int, edit: BookingEdit) -> BookingRow:
+    updated = await session.scalar(
+        update(Booking).where(Booking.id == booking_id).values(edit.changes()).returning(Booking.id)
+    )
+    if updated is None:
+        raise NotFound(f"no booking {booking_id}")
+    changed(session)
+    return await _booking(session, booking_id)

@@ -1,0 +1,202 @@
+"""Real `coursedesk worker` processes: killed and restarted mid-broadcast, stopped, rate-bound."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from broadcast_helpers import (
+    BOT_TOKEN,
+    add_many_users,
+    figures_agree,
+    rows,
+    scalar,
+    send_broadcast,
+    wait_for,
+)
+from sqlalchemy import Engine
+
+from coursedesk.telegram.standin import BotApiStandin, StandinThread
+
+pytestmark = pytest.mark.slow
+
+IN_FLIGHT = 32
+
+StartProcess = Callable[..., subprocess.Popen[bytes]]
+
+
+@pytest.fixture
+def start_process(
+    database_url: str, standin_server: StandinThread, tmp_path: Path
+) -> Iterator[StartProcess]:
+    """Start `python -m coursedesk worker` processes; any still running are killed after."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(rate: float, lease: float = 3.0) -> subprocess.Popen[bytes]:
+        environment = os.environ | {
+            "DATABASE_URL": database_url,
+            "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
+            "TELEGRAM_API_BASE_URL": standin_server.base_url,
+            "BROADCAST_RATE": str(rate),
+            "COURSEDESK_HOME": str(tmp_path / "home"),
+        }
+        log = (tmp_path / f"worker-{len(started)}.log").open("wb")
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "coursedesk", "worker"),
+                *("--lease", str(lease), "--in-flight", str(IN_FLIGHT)),
+            ],
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+def calls_per_second(standin: BotApiStandin) -> Counter[int]:
+    return Counter(int(call.at) for call in standin.calls() if call.method == "sendMessage")
+
+
+def status_of(engine: Engine, message_id: int) -> str:
+    return str(scalar(engine, "SELECT status FROM message_history WHERE id = :m", m=message_id))
+
+
+async def test_workers_killed_and_restarted_lose_nothing(
+    sync_engine: Engine,
+    client: httpx.AsyncClient,
+    operator_headers: dict[str, str],
+    standin: BotApiStandin,
+    start_process: StartProcess,
+) -> None:
+    rate = 300
+    first, count = 100_001, 3000
+    blocked = list(range(first, first + 3000, 150))
+    missing = list(range(first + 7, first + 3000, 300))
+    standin.update_faults(
+        {
+            "seed": 11,
+            "blocked_chats": blocked,
+            "missing_chats": missing,
+            "server_error_rate": 0.05,
+            "flood_rate": 0.001,
+            "flood_retry_after": 1,
+            "latency_ms": 5,
+            "jitter_ms": 10,
+        }
+    )
+    add_many_users(sync_engine, first, count)
+    created = await send_broadcast(client, operator_headers, text="hi", audience={"type": "all"})
+    message_id = created["message_id"]
+    workers = [start_process(rate) for _ in range(3)]
+    kills = 0
+    for victim, after in ((0, 500), (1, 1500)):
+        await wait_for(lambda n=after: len(standin.received()) >= n, within=60, what="sending")
+        workers[victim].send_signal(signal.SIGKILL)
+        workers[victim].wait(10)
+        kills += 1
+        workers[victim] = start_process(rate)
+    await wait_for(lambda: status_of(sync_engine, message_id) == "sent", within=90, what="sent")
+
+    deliverable = set(range(first, first + count)) - set(blocked) - set(missing)
+    got = Counter(message.chat_id for message in standin.received())
+    assert set(got) == deliverable
+    duplicates = sum(times - 1 for times in got.values())
+    assert duplicates <= kills * IN_FLIGHT
+    assert max(calls_per_second(standin).values()) <= rate
+    assert (
+        scalar(
+            sync_engine,
+            "SELECT count(*) FROM message_recipients WHERE delivery_status = 'pending'",
+        )
+        == 0
+    )
+    figures_agree(sync_engine, message_id)
+    statuses = dict(
+        rows(
+            sync_engine,
+            "SELECT delivery_status, count(*) FROM message_recipients GROUP BY 1",
+        )
+    )
+    assert statuses == {"sent": len(deliverable), "failed": len(blocked) + len(missing)}
+    marked = {row.user_id for row in rows(sync_engine, "SELECT user_id FROM bot_users")}
+    assert marked == set(blocked)
+
+
+async def test_sigterm_finishes_in_flight_sends_and_exits_cleanly(
+    sync_engine: Engine,
+    client: httpx.AsyncClient,
+    operator_headers: dict[str, str],
+    standin: BotApiStandin,
+    start_process: StartProcess,
+) -> None:
+    standin.update_faults({"latency_ms": 20})
+    add_many_users(sync_engine, 200_001, 500)
+    created = await send_broadcast(client, operator_headers, text="hi", audience={"type": "all"})
+    message_id = created["message_id"]
+    worker = start_process(100, lease=30)
+    await wait_for(lambda: len(standin.received()) >= 100, within=30, what="sending")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(20) == 0
+    leased = scalar(
+        sync_engine,
+        "SELECT count(*) FROM message_recipients WHERE lease_owner IS NOT NULL",
+    )
+    assert leased == 0
+    recorded = scalar(
+        sync_engine,
+        "SELECT count(*) FROM message_recipients WHERE delivery_status = 'sent'",
+    )
+    assert recorded == len(standin.received())
+
+    start_process(100, lease=30)
+    await wait_for(lambda: status_of(sync_engine, message_id) == "sent", within=30, what="sent")
+    got = Counter(message.chat_id for message in standin.received())
+    assert set(got) == set(range(200_001, 200_501)) and set(got.values()) == {1}
+    figures_agree(sync_engine, message_id)
+
+
+async def test_three_workers_together_keep_the_rate(
+    sync_engine: Engine,
+    client: httpx.AsyncClient,
+    operator_headers: dict[str, str],
+    standin: BotApiStandin,
+    start_process: StartProcess,
+) -> None:
+    rate = 50
+    add_many_users(sync_engine, 300_001, 300)
+    workers = [start_process(rate) for _ in range(3)]
+    await wait_for(
+        lambda: (
+            scalar(
+                sync_engine,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND application_name = 'coursedesk-worker-listen'",
+            )
+            == 3
+        ),
+        within=30,
+        what="three workers listening",
+    )
+    created = await send_broadcast(client, operator_headers, text="hi", audience={"type": "all"})
+    await wait_for(
+        lambda: status_of(sync_engine, created["message_id"]) == "sent", within=60, what="sent"
+    )
+    per_second = calls_per_second(standin)
+    assert max(per_second.values()) <= rate
+    assert sum(per_second.values()) == 300
+    assert all(worker.poll() is None for worker in workers)

@@ -1,0 +1,141 @@
+"""Operators' edits on a student's page: CSRF-checked, audited, refused to viewers."""
+
+from __future__ import annotations
+
+from page_client import SignIn, form_token
+from pages_data import ANNA, BORIS, CHLOE, add_students
+from sqlalchemy import Engine, text
+
+from coursedesk.accounts.roles import Role
+
+
+def booking_of(engine: Engine, user_id: int) -> dict[str, object]:
+    with engine.connect() as connection:
+        row = connection.execute(
+            text(
+                "SELECT id, confirmed, course_stream, referral_code, discount_percent "
+                "FROM bookings WHERE user_id = :user ORDER BY id DESC LIMIT 1"
+            ),
+            {"user": user_id},
+        ).one()
+    return dict(row._mapping)
+
+
+def audit_actors(engine: Engine, table: str) -> list[str]:
+    with engine.connect() as connection:
+        return list(
+            connection.scalars(
+                text("SELECT actor FROM audit_log WHERE target_type = :table ORDER BY id"),
+                {"table": table},
+            )
+        )
+
+
+async def test_a_stream_change_sticks_and_is_audited(
+    signed_in: SignIn, sync_engine: Engine
+) -> None:
+    add_students(sync_engine)
+    client = await signed_in(Role.operator)
+    page = await client.get(f"/users/{BORIS}")
+    assert f'action="/users/{BORIS}/stream"' in page.text
+
+    forged = await client.post(
+        f"/users/{BORIS}/stream", data={"course_stream": "PY-9", "csrf_token": "forged"}
+    )
+    assert forged.status_code == 403
+    assert "This form had expired" in forged.text
+    assert booking_of(sync_engine, BORIS)["course_stream"] == "PY-1"
+
+    moved = await client.post(
+        f"/users/{BORIS}/stream",
+        data={"course_stream": "  PY-9 ", "csrf_token": form_token(page)},
+    )
+    assert moved.status_code == 303
+    assert moved.headers["location"] == f"/users/{BORIS}"
+    after = await client.get(f"/users/{BORIS}")
+    assert "is now in stream PY-9" in after.text
+    assert '<dd data-field="course_stream">PY-9</dd>' in after.text
+    assert booking_of(sync_engine, BORIS)["course_stream"] == "PY-9"
+    assert audit_actors(sync_engine, "booking") == ["olga"]
+
+    again = await client.get(f"/users/{BORIS}")
+    assert "is now in stream" not in again.text, "the message shows once"
+
+
+async def test_a_student_without_a_live_booking_keeps_no_stream(
+    signed_in: SignIn, sync_engine: Engine
+) -> None:
+    add_students(sync_engine)
+    client = await signed_in(Role.operator)
+    page = await client.get(f"/users/{CHLOE}")
+    refused = await client.post(
+        f"/users/{CHLOE}/stream", data={"course_stream": "PY-1", "csrf_token": form_token(page)}
+    )
+    assert refused.status_code == 303
+    shown = await client.get(f"/users/{CHLOE}")
+    assert "The stream was not changed" in shown.text
+    assert 'class="flash flash-error"' in shown.text
+
+
+async def test_a_booking_edit_saves_what_changed_and_refuses_nonsense(
+    signed_in: SignIn, sync_engine: Engine
+) -> None:
+    add_students(sync_engine)
+    client = await signed_in(Role.operator)
+    page = await client.get(f"/users/{ANNA}")
+    token = form_token(page)
+    booking = booking_of(sync_engine, ANNA)
+    unchanged = {
+        "user_id": str(ANNA),
+        "csrf_token": token,
+        "confirmed": "2",
+        "course_stream": "PY-1",
+        "referral_code": "FRIEND10",
+        "discount_percent": "10.0",
+        "was_confirmed": "2",
+        "was_course_stream": "PY-1",
+        "was_referral_code": "FRIEND10",
+        "was_discount_percent": "10.0",
+    }
+    nothing = await client.post(f"/bookings/{booking['id']}/edit", data=unchanged)
+    assert nothing.status_code == 303
+    assert "nothing changed" in (await client.get(f"/users/{ANNA}")).text
+
+    nonsense = await client.post(
+        f"/bookings/{booking['id']}/edit", data=unchanged | {"discount_percent": "250"}
+    )
+    assert nonsense.status_code == 303
+    assert "was not saved" in (await client.get(f"/users/{ANNA}")).text
+    assert booking_of(sync_engine, ANNA) == booking
+
+    saved = await client.post(
+        f"/bookings/{booking['id']}/edit",
+        data=unchanged | {"confirmed": "-1", "referral_code": "", "discount_percent": "12.5"},
+    )
+    assert saved.status_code == 303
+    after = booking_of(sync_engine, ANNA)
+    assert (after["confirmed"], after["referral_code"], float(str(after["discount_percent"]))) == (
+        -1,
+        None,
+        12.5,
+    )
+    assert after["course_stream"] == "PY-1"
+    page = await client.get(f"/users/{ANNA}")
+    assert f"Booking #{booking['id']} saved." in page.text
+    assert 'class="badge cancelled"' in page.text
+
+
+async def test_a_viewer_sees_no_edit_form_and_is_refused(
+    signed_in: SignIn, sync_engine: Engine
+) -> None:
+    add_students(sync_engine)
+    viewer = await signed_in(Role.viewer)
+    page = await viewer.get(f"/users/{BORIS}")
+    assert "Save stream" not in page.text and "Save booking" not in page.text
+    assert "Message this student" not in page.text
+    refused = await viewer.post(
+        f"/users/{BORIS}/stream", data={"course_stream": "PY-9", "csrf_token": form_token(page)}
+    )
+    assert refused.status_code == 403
+    assert "needs the operator role" in refused.text
+    assert booking_of(sync_engine, BORIS)["course_stream"] == "PY-1"

@@ -1,0 +1,36 @@
+"""The system page: what everyone sees, and the audit log and SQL form only admins see."""
+
+from __future__ import annotations
+
+from page_client import SignIn
+
+from coursedesk.accounts.roles import Role
+
+
+async def test_admins_see_the_audit_log_and_the_sql_form(signed_in: SignIn) -> None:
+    admin = await signed_in(Role.admin)
+    page = await admin.get("/system")
+    assert page.status_code == 200
+    text = page.text
+    assert "Up to date" in text and "0003_broadcasting" in text
+    assert "message_recipients" in text and "pk_message_recipients" in text
+    assert 'id="sql-form"' in text and 'action="/api/db-migrate"' in text
+    assert "Audit log" in text and '<td class="mono">auth.login</td>' in text
+
+    only_users = await admin.get("/system", params={"action": "user"})
+    assert '<td class="mono">user.create</td>' in only_users.text
+    assert '<td class="mono">auth.login</td>' not in only_users.text
+    nothing = await admin.get("/system", params={"action": "no.such"})
+    assert "No entry for this action" in nothing.text
+
+
+async def test_viewers_see_health_schema_and_performance_only(signed_in: SignIn) -> None:
+    viewer = await signed_in(Role.viewer)
+    page = await viewer.get("/system")
+    assert page.status_code == 200
+    assert "Schema" in page.text and 'data-block-src="/system/blocks/performance"' in page.text
+    assert "Audit log" not in page.text and "sql-form" not in page.text
+
+    block = await viewer.get("/system/blocks/performance")
+    assert block.status_code == 200
+    assert "Buffer cache hits" in block.text and "Primary pool" in block.text
