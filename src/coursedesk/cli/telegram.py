@@ -6,13 +6,13 @@ import asyncio
 from typing import Annotated
 
 import typer
+from telegram import Bot
 from telegram.error import TelegramError
 from telegram.request import HTTPXRequest
 
 from coursedesk.cli.common import console, fail, settings
 from coursedesk.telegram.standin import FaultsError, serve_standin
 from coursedesk.telegram.standin.faults import parse_faults
-from telegram import Bot
 
 app = typer.Typer(help="The Telegram side: stand-in Bot API and webhook.", no_args_is_help=True)
 
