@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import FastAPI
 from page_client import SignIn, form_token
 from pages_data import ANNA, BORIS, CHLOE, add_students
 from sqlalchemy import Engine, text
@@ -139,3 +144,47 @@ async def test_a_viewer_sees_no_edit_form_and_is_refused(
     assert refused.status_code == 403
     assert "needs the operator role" in refused.text
     assert booking_of(sync_engine, BORIS)["course_stream"] == "PY-1"
+
+
+async def test_a_change_is_committed_before_the_redirect_goes_out(
+    app: FastAPI, signed_in: SignIn, sync_engine: Engine
+) -> None:
+    """The browser follows the redirect at once: the page it loads must see the change."""
+    add_students(sync_engine)
+    client = await signed_in(Role.operator)
+    token = form_token(await client.get(f"/users/{BORIS}"))
+    body = urlencode({"course_stream": "PY-9", "csrf_token": token}).encode()
+    cookies = "; ".join(f"{name}={value}" for name, value in client.cookies.items())
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": f"/users/{BORIS}/stream",
+        "raw_path": f"/users/{BORIS}/stream".encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/x-www-form-urlencoded"),
+            (b"content-length", str(len(body)).encode()),
+            (b"cookie", cookies.encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    requests = [{"type": "http.request", "body": body, "more_body": False}]
+    seen_when_answered: list[object] = []
+
+    async def receive() -> dict[str, Any]:
+        return requests.pop(0) if requests else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            assert message["status"] == 303
+            booking = await asyncio.to_thread(booking_of, sync_engine, BORIS)
+            seen_when_answered.append(booking["course_stream"])
+
+    await app(scope, receive, send)
+    assert seen_when_answered == ["PY-9"]

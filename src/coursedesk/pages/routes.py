@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import suppress
 from typing import Annotated, Any
 
@@ -45,9 +45,16 @@ _EXPIRED_FORM = (
 PageOperator = Annotated[Principal, Depends(require_page_role(Role.operator))]
 
 
-async def remember_session(request: Request, session: Session) -> None:
-    """Keep the request's unit of work at hand, so that an error page can roll it back."""
+async def page_unit_of_work(request: Request, session: Session) -> AsyncIterator[None]:
+    """The request's unit of work, committed before the page answers.
+
+    The app's session dependency commits once the response has gone out; a page that
+    redirects after a change must commit first, or the page the browser goes on to may
+    be read before the change is. An error page rolls the work back instead.
+    """
     request.state.page_session = session
+    yield
+    await session.commit()
 
 
 def _as_sentence(message: str) -> str:
@@ -134,7 +141,7 @@ def page_router(*, fragments: bool = False) -> APIRouter:
     """A router of pages (or of fragments), kept out of the OpenAPI document."""
     return APIRouter(
         route_class=FragmentRoute if fragments else PageRoute,
-        dependencies=[Depends(remember_session)],
+        dependencies=[Depends(page_unit_of_work, scope="function")],
         include_in_schema=False,
         default_response_class=HTMLResponse,
     )
