@@ -55,7 +55,7 @@ async def read_session(
         yield session
 
 
-Session = Annotated[AsyncSession, Depends(db_session)]
+Session = Annotated[AsyncSession, Depends(db_session, scope="function")]
 ReadSession = Annotated[AsyncSession, Depends(read_session)]
 
 
