@@ -9,6 +9,7 @@ whole table.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,7 @@ from coursedesk.analytics.models import SHORT_TERM, UserSegment, UserSummary
 from coursedesk.telegram.models import BotUser
 
 BIGINT_MAX = 2**63 - 1
-RECENT_USERS = 2000
+RECENT_USERS = 10000
 SUMMARIES: Table = UserSummary.__table__  # type: ignore[assignment]
 
 
@@ -116,61 +117,79 @@ def user_by_id(user_id: int) -> Select[*tuple[Any, ...]]:
     return _user_columns(SUMMARIES).where(SUMMARIES.c.user_id == user_id)
 
 
+# What a search reads of a user: the user object and what the conditions test.
+USER_COLUMNS = (
+    "user_id",
+    "username",
+    "first_name",
+    "first_seen",
+    "last_seen",
+    "course_stream",
+    "status",
+    "bookings_count",
+    "events_count",
+    "free_lessons_count",
+)
+SEARCHED_COLUMNS = (*USER_COLUMNS, "name_grams")
+
+
 def _recent_users() -> FromClause:
     return (
-        select(SUMMARIES).order_by(*_newest_first(SUMMARIES)).limit(RECENT_USERS).subquery("recent")
+        select(*(SUMMARIES.c[name] for name in SEARCHED_COLUMNS))
+        .order_by(*_newest_first(SUMMARIES))
+        .limit(RECENT_USERS)
+        .subquery("recent")
     )
 
 
 def _all_matches(matching: UserFilter) -> FromClause:
     """The matches as a set of their own, found through the indexes of the conditions."""
     return (
-        select(SUMMARIES).where(*matching.conditions()).cte("matches").prefix_with("MATERIALIZED")
+        select(*(SUMMARIES.c[name] for name in USER_COLUMNS))
+        .where(*matching.conditions())
+        .cte("matches")
+        .prefix_with("MATERIALIZED")
     )
 
 
 @dataclass(frozen=True)
 class PageQuery:
-    """A page of matches: `recent` (when it can) answers it if it yields a full page."""
+    """A page of matches: looked for among the most recent users first (when the page
+    lies within them), and everywhere only if those do not fill it."""
 
-    recent: Select[*tuple[Any, ...]] | None
-    everywhere: Select[*tuple[Any, ...]]
+    matching: UserFilter
+    shape: Callable[[FromClause], Select[*tuple[Any, ...]]]
+    limit: int
+    offset: int = 0
+
+    def recent(self) -> Select[*tuple[Any, ...]] | None:
+        if not self.matching.searching or self.offset + self.limit > RECENT_USERS:
+            return None
+        source = _recent_users()
+        return self._page(self.shape(source).where(*self.matching.conditions(source)), source)
+
+    def everywhere(self) -> Select[*tuple[Any, ...]]:
+        if not self.matching.searching:
+            rows = self.shape(SUMMARIES).where(*self.matching.conditions())
+            return self._page(rows, SUMMARIES)
+        source = _all_matches(self.matching)
+        return self._page(self.shape(source), source)
+
+    def _page(self, rows: Select[*tuple[Any, ...]], source: FromClause) -> Select[*tuple[Any, ...]]:
+        return rows.order_by(*_newest_first(source)).limit(self.limit).offset(self.offset)
 
 
 def user_page(matching: UserFilter, limit: int, offset: int) -> PageQuery:
-    if not matching.searching:
-        return PageQuery(None, user_rows(matching).limit(limit).offset(offset))
-    recent = None
-    if offset + limit <= RECENT_USERS:
-        source = _recent_users()
-        recent = (
-            _user_columns(source)
-            .where(*matching.conditions(source))
-            .order_by(*_newest_first(source))
-            .limit(limit)
-            .offset(offset)
-        )
-    source = _all_matches(matching)
-    everywhere = _user_columns(source).order_by(*_newest_first(source)).limit(limit).offset(offset)
-    return PageQuery(recent, everywhere)
+    return PageQuery(matching, _user_columns, limit, offset)
+
+
+def _brief_columns(source: FromClause) -> Select[*tuple[Any, ...]]:
+    return select(source.c.user_id, source.c.username, source.c.first_name)
 
 
 def brief_page(query: str, limit: int) -> PageQuery:
     """Search results as (user_id, username, first_name); a blank query: the newest."""
-    matching = UserFilter(search=query)
-
-    def briefs(source: FromClause, *conditions: ColumnElement[bool]) -> Select[Any]:
-        return (
-            select(source.c.user_id, source.c.username, source.c.first_name)
-            .where(*conditions)
-            .order_by(*_newest_first(source))
-            .limit(limit)
-        )
-
-    if not matching.searching:
-        return PageQuery(None, briefs(SUMMARIES))
-    recent = _recent_users()
-    return PageQuery(briefs(recent, *matching.conditions(recent)), briefs(_all_matches(matching)))
+    return PageQuery(UserFilter(search=query), _brief_columns, limit)
 
 
 def user_total(matching: UserFilter) -> Select[Any]:

@@ -35,12 +35,13 @@ async def _plan_for_the_search_text(session: AsyncSession) -> None:
     await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
 
-async def _first_page(session: AsyncSession, page: queries.PageQuery, size: int) -> list[Any]:
-    if page.recent is not None:
-        rows = list(await session.execute(page.recent))
-        if len(rows) == size:
+async def _first_page(session: AsyncSession, page: queries.PageQuery) -> list[Any]:
+    recent = page.recent()
+    if recent is not None:
+        rows = list(await session.execute(recent))
+        if len(rows) == page.limit:
             return rows
-    return list(await session.execute(page.everywhere))
+    return list(await session.execute(page.everywhere()))
 
 
 async def list_users(
@@ -55,7 +56,7 @@ async def list_users(
     matching = queries.UserFilter(search=search, stream=stream, status=status)
     if matching.searching:
         await _plan_for_the_search_text(session)
-    rows = await _first_page(session, queries.user_page(matching, limit, offset), limit)
+    rows = await _first_page(session, queries.user_page(matching, limit, offset))
     total = await session.scalar(queries.user_total(matching))
     return UserPage(items=[UserOut.model_validate(row) for row in rows], total=total or 0)
 
@@ -74,7 +75,7 @@ async def export_users(
 
 async def search_users(session: AsyncSession, query: str, limit: int) -> list[UserBrief]:
     await _plan_for_the_search_text(session)
-    rows = await _first_page(session, queries.brief_page(query, limit), limit)
+    rows = await _first_page(session, queries.brief_page(query, limit))
     return [UserBrief.model_validate(row) for row in rows]
 
 

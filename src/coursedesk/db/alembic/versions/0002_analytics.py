@@ -26,7 +26,7 @@ of the trigger (new_rows / old_rows) or, for analytics_rebuild(), with whole tab
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from alembic import op
@@ -327,86 +327,173 @@ PERFORM analytics_refresh_users(array(
 SPANS = "(VALUES (15::smallint), (60::smallint), (1440::smallint)) AS spans(span)"
 
 
-def _time_counters(*, table: str, at: str, counter: str, keys: dict[str, str] | None = None) -> str:
-    """Signed row counts per span, bucket of `at` and the other `keys` (name: expression)."""
-    extra = keys or {}
-    key_list = ", ".join(["span", "bucket", *extra])
-    extra_columns = "".join(f", {expression} AS {name}" for name, expression in extra.items())
-    positions = ", ".join(str(n) for n in range(1, len(extra) + 3))
-    return f"""
+@dataclass(frozen=True)
+class TimeCounter:
+    """Rows counted per span and bucket of the time `at`, and the other `keys`."""
+
+    table: str
+    at: str
+    counter: str
+    keys: dict[str, str] = field(default_factory=dict)  # name: expression
+
+    @property
+    def key_list(self) -> str:
+        return ", ".join(["span", "bucket", *self.keys])
+
+    def _extra_columns(self) -> str:
+        return "".join(f", {expression} AS {name}" for name, expression in self.keys.items())
+
+    def _upsert(self) -> str:
+        return (
+            f"ON CONFLICT ({self.key_list}) "
+            f"DO UPDATE SET {self.counter} = t.{self.counter} + excluded.{self.counter}"
+        )
+
+    def incremental(self) -> str:
+        """Adds the signed rows of {changes}."""
+        positions = ", ".join(str(n) for n in range(1, len(self.keys) + 3))
+        return f"""
 WITH changes AS ({{changes}}),
 delta AS (
-    SELECT spans.span, analytics_bucket({at}, spans.span) AS bucket{extra_columns},
+    SELECT spans.span, analytics_bucket({self.at}, spans.span) AS bucket{self._extra_columns()},
            sum(sign)::int AS n
     FROM changes CROSS JOIN {SPANS}
     GROUP BY {positions} HAVING sum(sign) <> 0
 )
-INSERT INTO {table} AS t ({key_list}, {counter})
-SELECT {key_list}, n FROM delta ORDER BY {key_list}
-ON CONFLICT ({key_list}) DO UPDATE SET {counter} = t.{counter} + excluded.{counter}
+INSERT INTO {self.table} AS t ({self.key_list}, {self.counter})
+SELECT {self.key_list}, n FROM delta ORDER BY {self.key_list}
+{self._upsert()}
+"""
+
+    def bulk(self) -> str:
+        """Counts every row of {changes} by quarter-hour, then hours and days from those."""
+        names = ", ".join(self.keys)
+        extra = f", {names}" if self.keys else ""
+        return f"""
+WITH changes AS ({{changes}}),
+quarters AS (
+    SELECT analytics_bucket({self.at}, 15::smallint) AS bucket{self._extra_columns()},
+           count(*)::int AS n
+    FROM changes GROUP BY {", ".join(str(n) for n in range(1, len(self.keys) + 2))}
+)
+INSERT INTO {self.table} AS t ({self.key_list}, {self.counter})
+SELECT 15::smallint, bucket{extra}, n FROM quarters
+UNION ALL
+SELECT 60::smallint, analytics_bucket(bucket, 60::smallint) AS hour{extra}, sum(n)::int
+FROM quarters GROUP BY hour{extra}
+UNION ALL
+SELECT 1440::smallint, analytics_bucket(bucket, 1440::smallint) AS day{extra}, sum(n)::int
+FROM quarters GROUP BY day{extra}
+{self._upsert()}
 """
 
 
-def _bucket_counts(at: str, column: str) -> str:
-    return _time_counters(table="activity_buckets", at=at, counter=column)
-
-
-def _group_figures(
-    *,
-    figures: str,
-    members: str,
-    keys: tuple[str, ...],
-    member_count: str,
-    users_column: str,
-    sums: dict[str, str],
-    row_filter: str = "true",
-    key_expressions: str = "",
-) -> str:
+@dataclass(frozen=True)
+class GroupCounter:
     """Signed row counts per group, and distinct users per group through member rows."""
-    key_list = ", ".join(keys)
-    same_key = " AND ".join(f"{{a}}.{key} IS NOT DISTINCT FROM {{b}}.{key}" for key in keys)
-    sum_columns = ",\n           ".join(
-        f"coalesce({expr}, 0) AS {name}" for name, expr in sums.items()
-    )
-    sum_names = ", ".join(sums)
-    nonzero = ", ".join(f"r.{name}" for name in sums)
-    zeros = ", ".join("0" for _ in sums)
-    return f"""
+
+    figures: str
+    members: str
+    keys: tuple[str, ...]
+    member_count: str
+    users_column: str
+    sums: dict[str, str]
+    row_filter: str = "true"
+    key_expressions: str = ""
+    # Another source table counts into the same member rows (lesson registrations and
+    # attendances), so a bulk load must add to what is there.
+    shared: bool = False
+
+    def _keyed(self) -> str:
+        return (
+            f"keyed AS (SELECT c.*{self.key_expressions} FROM changes AS c WHERE {self.row_filter})"
+        )
+
+    def _sum_columns(self) -> str:
+        return ",\n           ".join(
+            f"coalesce({expression}, 0) AS {name}" for name, expression in self.sums.items()
+        )
+
+    def _figures_upsert(self) -> str:
+        added = ", ".join(
+            f"{name} = f.{name} + excluded.{name}" for name in (*self.sums, self.users_column)
+        )
+        return f"ON CONFLICT ({', '.join(self.keys)}) DO UPDATE SET\n    {added}"
+
+    def incremental(self) -> str:
+        """Adds the signed rows of {changes}; a user joins a group when their member count
+        rises from zero and leaves it when the count falls back to zero."""
+        key_list = ", ".join(self.keys)
+        member_keys = ", ".join(f"m.{key}" for key in self.keys)
+        same_key = " AND ".join(
+            f"{{a}}.{key} IS NOT DISTINCT FROM {{b}}.{key}" for key in self.keys
+        )
+        nonzero = ", ".join(f"r.{name}" for name in self.sums)
+        zeros = ", ".join("0" for _ in self.sums)
+        count = self.member_count
+        return f"""
 WITH changes AS ({{changes}}),
-keyed AS (SELECT c.*{key_expressions} FROM changes AS c WHERE {row_filter}),
+{self._keyed()},
 member_delta AS (
     SELECT {key_list}, user_id, sum(sign)::int AS n FROM keyed
     WHERE user_id IS NOT NULL GROUP BY {key_list}, user_id HAVING sum(sign) <> 0
 ),
 members AS (
-    INSERT INTO {members} AS m ({key_list}, user_id, {member_count})
+    INSERT INTO {self.members} AS m ({key_list}, user_id, {count})
     SELECT {key_list}, user_id, n FROM member_delta ORDER BY user_id, {key_list}
-    ON CONFLICT ({key_list}, user_id)
-    DO UPDATE SET {member_count} = m.{member_count} + excluded.{member_count}
-    RETURNING {", ".join(f"m.{key}" for key in keys)}, m.user_id, m.{member_count} AS now
+    ON CONFLICT ({key_list}, user_id) DO UPDATE SET {count} = m.{count} + excluded.{count}
+    RETURNING {member_keys}, m.user_id, m.{count} AS now
 ),
 user_delta AS (
-    SELECT {", ".join(f"m.{key}" for key in keys)},
+    SELECT {member_keys},
            sum(CASE WHEN m.now > 0 AND m.now - d.n <= 0 THEN 1
                     WHEN m.now <= 0 AND m.now - d.n > 0 THEN -1 ELSE 0 END)::int AS users
     FROM members AS m JOIN member_delta AS d
       ON d.user_id = m.user_id AND {same_key.format(a="d", b="m")}
-    GROUP BY {", ".join(f"m.{key}" for key in keys)}
+    GROUP BY {member_keys}
 ),
 row_delta AS (
     SELECT {key_list},
-           {sum_columns}
+           {self._sum_columns()}
     FROM keyed GROUP BY {key_list}
 )
-INSERT INTO {figures} AS f ({key_list}, {sum_names}, {users_column})
-SELECT {", ".join(f"r.{key}" for key in keys)}, {nonzero}, coalesce(u.users, 0)
+INSERT INTO {self.figures} AS f ({key_list}, {", ".join(self.sums)}, {self.users_column})
+SELECT {", ".join(f"r.{key}" for key in self.keys)}, {nonzero}, coalesce(u.users, 0)
 FROM row_delta AS r LEFT JOIN user_delta AS u ON {same_key.format(a="u", b="r")}
 WHERE ({nonzero}, coalesce(u.users, 0)) <> ({zeros}, 0)
-ORDER BY {", ".join(f"r.{key}" for key in keys)}
-ON CONFLICT ({key_list}) DO UPDATE SET
-    {", ".join(f"{name} = f.{name} + excluded.{name}" for name in (*sums, users_column))}
+ORDER BY {", ".join(f"r.{key}" for key in self.keys)}
+{self._figures_upsert()}
 """
 
+    def bulk(self) -> tuple[str, str]:
+        """Counts every row of {changes}: member rows, then the figures of each group."""
+        key_list = ", ".join(self.keys)
+        count = self.member_count
+        shared = (
+            f"\nON CONFLICT ({key_list}, user_id) "
+            f"DO UPDATE SET {count} = m.{count} + excluded.{count}"
+            if self.shared
+            else ""
+        )
+        members = f"""
+WITH changes AS ({{changes}}), {self._keyed()}
+INSERT INTO {self.members} AS m ({key_list}, user_id, {count})
+SELECT {key_list}, user_id, count(*) FROM keyed WHERE user_id IS NOT NULL
+GROUP BY {key_list}, user_id ORDER BY user_id, {key_list}{shared}
+"""
+        figures = f"""
+WITH changes AS ({{changes}}), {self._keyed()}
+INSERT INTO {self.figures} AS f ({key_list}, {", ".join(self.sums)}, {self.users_column})
+SELECT {key_list},
+       {self._sum_columns()},
+       count(DISTINCT user_id)
+FROM keyed GROUP BY {key_list}
+{self._figures_upsert()}
+"""
+        return members, figures
+
+
+Counter = TimeCounter | GroupCounter
 
 BOOKING_SUMS = {
     "total_bookings": "sum(sign)",
@@ -422,7 +509,7 @@ class SourceStatements:
 
     merge: str  # merges inserted rows into user_summaries
     refresh_columns: str  # the columns user_summaries reads, for UPDATE and DELETE
-    counters: tuple[str, ...]
+    counters: tuple[Counter, ...]
 
 
 SOURCE_STATEMENTS = {
@@ -430,8 +517,8 @@ SOURCE_STATEMENTS = {
         merge=MERGE_USERS_FROM_BOOKINGS,
         refresh_columns="id, username, first_name, created_at, confirmed, course_stream",
         counters=(
-            _bucket_counts("created_at", "bookings"),
-            _group_figures(
+            TimeCounter("activity_buckets", "created_at", "bookings"),
+            GroupCounter(
                 figures="course_figures",
                 members="course_members",
                 keys=("course_id",),
@@ -439,7 +526,7 @@ SOURCE_STATEMENTS = {
                 users_column="unique_users",
                 sums=BOOKING_SUMS,
             ),
-            _group_figures(
+            GroupCounter(
                 figures="stream_figures",
                 members="stream_members",
                 keys=("course_id", "course_stream"),
@@ -448,7 +535,7 @@ SOURCE_STATEMENTS = {
                 sums=BOOKING_SUMS,
                 row_filter="c.course_stream IS NOT NULL",
             ),
-            _group_figures(
+            GroupCounter(
                 figures="referral_figures",
                 members="referral_members",
                 keys=("referral_code",),
@@ -468,8 +555,8 @@ SOURCE_STATEMENTS = {
         merge=MERGE_USERS_FROM_EVENTS,
         refresh_columns="created_at, event_type = 'lesson_attended'",
         counters=(
-            _bucket_counts("created_at", "events"),
-            _group_figures(
+            TimeCounter("activity_buckets", "created_at", "events"),
+            GroupCounter(
                 figures="event_type_figures",
                 members="event_type_members",
                 keys=("event_type",),
@@ -477,7 +564,7 @@ SOURCE_STATEMENTS = {
                 users_column="unique_users",
                 sums={"events": "sum(sign)"},
             ),
-            _group_figures(
+            GroupCounter(
                 figures="lesson_figures",
                 members="lesson_members",
                 keys=("lesson_type", "lesson_date"),
@@ -489,6 +576,7 @@ SOURCE_STATEMENTS = {
                     ", c.details ->> 'lesson_type' AS lesson_type"
                     ", analytics_lesson_date(c.details ->> 'lesson_date') AS lesson_date"
                 ),
+                shared=True,
             ),
         ),
     ),
@@ -496,22 +584,22 @@ SOURCE_STATEMENTS = {
         merge=MERGE_USERS_FROM_REGISTRATIONS,
         refresh_columns="id, username, first_name, registered_at",
         counters=(
-            _bucket_counts("registered_at", "free_lesson_registrations"),
-            _group_figures(
+            TimeCounter("activity_buckets", "registered_at", "free_lesson_registrations"),
+            GroupCounter(
                 figures="lesson_figures",
                 members="lesson_members",
                 keys=("lesson_type", "lesson_date"),
                 member_count="registrations",
                 users_column="registered_users",
                 sums={"registrations": "sum(sign)"},
+                shared=True,
             ),
         ),
     ),
 }
 
 # What a change of user_summaries rows adds to the per-user counters.
-USER_ROLLUPS = (
-    """
+USER_SEGMENTS = """
 WITH changes AS ({changes}),
 delta AS (
     SELECT status, course_stream, sum(sign)::int AS users FROM changes
@@ -520,22 +608,23 @@ delta AS (
 INSERT INTO user_segments AS g (status, course_stream, users)
 SELECT status, course_stream, users FROM delta ORDER BY status, course_stream
 ON CONFLICT (status, course_stream) DO UPDATE SET users = g.users + excluded.users
-""",
-    _time_counters(table="activity_buckets", at="first_seen", counter="new_users"),
-    _time_counters(
-        table="user_funnel",
-        at="first_seen",
-        counter="users",
-        keys={
+"""
+USER_TIME_COUNTERS = (
+    TimeCounter("activity_buckets", "first_seen", "new_users"),
+    TimeCounter(
+        "user_funnel",
+        "first_seen",
+        "users",
+        {
             "funnel_steps": "analytics_funnel_steps(free_lessons_count, lessons_attended,"
             " bookings_count, confirmed_bookings)"
         },
     ),
-    _time_counters(
-        table="user_retention",
-        at="first_seen",
-        counter="users",
-        keys={"lifetime_weeks": "analytics_lifetime_weeks(first_seen, last_seen)"},
+    TimeCounter(
+        "user_retention",
+        "first_seen",
+        "users",
+        {"lifetime_weeks": "analytics_lifetime_weeks(first_seen, last_seen)"},
     ),
 )
 
@@ -593,8 +682,6 @@ SUMMARY_TABLES = (
     "lesson_figures",
     "lesson_members",
 )
-# Largest first, so that most users are created by one pass and merely updated after.
-REBUILD_ORDER = ("events", "bookings", "free_lesson_registrations")
 
 
 def _render(statements: Sequence[str], changes: str) -> str:
@@ -612,7 +699,7 @@ def _source_function(table: str, operation: str) -> str:
 CREATE FUNCTION analytics_{table}_{operation}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 {users};
-{_render(statements.counters, changes)}
+{_render([counter.incremental() for counter in statements.counters], changes)}
 RETURN NULL;
 END
 $$
@@ -623,24 +710,115 @@ def _rollup_function(operation: str) -> str:
     return f"""
 CREATE FUNCTION analytics_user_summaries_{operation}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-{_render(USER_ROLLUPS, CHANGE_SETS[operation])}
+{_render((USER_SEGMENTS, *(c.incremental() for c in USER_TIME_COUNTERS)), CHANGE_SETS[operation])}
 RETURN NULL;
 END
 $$
 """
 
 
+# Every user at once, for analytics_rebuild(): the same figures as the merges and
+# analytics_user_from_source(), computed by one pass over each source table.
+REBUILD_USERS = """
+INSERT INTO user_summaries (
+    user_id, username, username_at, username_row, first_name, first_name_at,
+    first_name_row, first_seen, last_seen, bookings_count, confirmed_bookings,
+    pending_bookings, events_count, lessons_attended, free_lessons_count, course_stream,
+    stream_booking_at, stream_booking_id)
+WITH booked AS (
+    SELECT user_id, min(created_at) AS first_at, max(created_at) AS last_at, count(*) AS n,
+           count(*) FILTER (WHERE confirmed = 2) AS confirmed,
+           count(*) FILTER (WHERE confirmed = 1) AS pending
+    FROM bookings GROUP BY user_id
+),
+evented AS (
+    SELECT user_id, min(created_at) AS first_at, max(created_at) AS last_at, count(*) AS n,
+           count(*) FILTER (WHERE event_type = 'lesson_attended') AS attended
+    FROM events WHERE user_id IS NOT NULL GROUP BY user_id
+),
+registered AS (
+    SELECT user_id, min(registered_at) AS first_at, max(registered_at) AS last_at,
+           count(*) AS n
+    FROM free_lesson_registrations GROUP BY user_id
+),
+named AS (
+    SELECT user_id, username, first_name, created_at AS at, id AS row_id FROM bookings
+    UNION ALL
+    SELECT user_id, username, first_name, registered_at, id FROM free_lesson_registrations
+),
+latest_username AS (
+    SELECT DISTINCT ON (user_id) user_id, username, at, row_id FROM named
+    WHERE username IS NOT NULL ORDER BY user_id, at DESC, row_id DESC
+),
+latest_first_name AS (
+    SELECT DISTINCT ON (user_id) user_id, first_name, at, row_id FROM named
+    WHERE first_name IS NOT NULL ORDER BY user_id, at DESC, row_id DESC
+),
+latest_stream AS (
+    SELECT DISTINCT ON (user_id) user_id, course_stream, created_at AS at, id AS row_id
+    FROM bookings WHERE confirmed <> -1 ORDER BY user_id, created_at DESC, id DESC
+),
+everyone AS (
+    SELECT user_id FROM booked UNION SELECT user_id FROM evented
+    UNION SELECT user_id FROM registered
+)
+SELECT e.user_id, u.username, u.at, u.row_id, f.first_name, f.at, f.row_id,
+       least(b.first_at, ev.first_at, r.first_at), greatest(b.last_at, ev.last_at, r.last_at),
+       coalesce(b.n, 0), coalesce(b.confirmed, 0), coalesce(b.pending, 0), coalesce(ev.n, 0),
+       coalesce(ev.attended, 0), coalesce(r.n, 0), st.course_stream, st.at, st.row_id
+FROM everyone AS e
+LEFT JOIN booked AS b USING (user_id)
+LEFT JOIN evented AS ev USING (user_id)
+LEFT JOIN registered AS r USING (user_id)
+LEFT JOIN latest_username AS u USING (user_id)
+LEFT JOIN latest_first_name AS f USING (user_id)
+LEFT JOIN latest_stream AS st USING (user_id)
+ORDER BY e.user_id
+"""
+
+
+def _bulk(counter: Counter) -> tuple[str, ...]:
+    return (counter.bulk(),) if isinstance(counter, TimeCounter) else counter.bulk()
+
+
 def _rebuild_function() -> str:
-    passes = []
-    for table in REBUILD_ORDER:
-        statements = SOURCE_STATEMENTS[table]
-        whole_table = f"SELECT 1 AS sign, r.* FROM {table} AS r"
-        passes.append(_render((statements.merge, *statements.counters), whole_table))
+    counters = [
+        _render(
+            [statement for counter in statements.counters for statement in _bulk(counter)],
+            f"SELECT 1 AS sign, r.* FROM {table} AS r",
+        )
+        for table, statements in SOURCE_STATEMENTS.items()
+    ]
+    user_counters = _render(
+        [USER_SEGMENTS, *(c.bulk() for c in USER_TIME_COUNTERS)],
+        "SELECT 1 AS sign, r.* FROM user_summaries AS r",
+    )
     return f"""
-CREATE FUNCTION analytics_rebuild() RETURNS void LANGUAGE plpgsql AS $$
+CREATE FUNCTION analytics_rebuild() RETURNS void LANGUAGE plpgsql
+SET work_mem = '256MB' SET maintenance_work_mem = '256MB' AS $$
+DECLARE
+    definitions text[];
+    definition text;
 BEGIN
 TRUNCATE {", ".join(SUMMARY_TABLES)};
-{chr(10).join(passes)}
+-- Indexes are built once the rows are in, which is far faster than row by row; the
+-- per-user counters are taken from the finished table rather than by its trigger.
+SELECT array_agg(indexdef) INTO definitions FROM pg_indexes
+WHERE schemaname = current_schema() AND tablename = 'user_summaries'
+  AND indexname <> 'pk_user_summaries';
+EXECUTE (
+    SELECT 'DROP INDEX ' || string_agg(quote_ident(indexname), ', ') FROM pg_indexes
+    WHERE schemaname = current_schema() AND tablename = 'user_summaries'
+      AND indexname <> 'pk_user_summaries'
+);
+ALTER TABLE user_summaries DISABLE TRIGGER user_summaries_rollup_insert;
+{REBUILD_USERS.strip()};
+ALTER TABLE user_summaries ENABLE TRIGGER user_summaries_rollup_insert;
+FOREACH definition IN ARRAY definitions LOOP
+    EXECUTE definition;
+END LOOP;
+{user_counters}
+{chr(10).join(counters)}
 END
 $$
 """
