@@ -15,35 +15,23 @@ import bisect
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, LiteralString
 
 import psycopg
-from psycopg import sql
+from bench_support import free_port, scratch_database, server_admin_url
 
 from coursedesk.broadcasts.audiences import AllUsers
 from coursedesk.broadcasts.service import create_broadcast
 from coursedesk.config import load_settings
-from coursedesk.db import migrations
-from coursedesk.db.embedded import server_url, start_embedded
-from coursedesk.db.engine import Database, create_app_engine, create_tool_engine, libpq_url
+from coursedesk.db.engine import Database, create_app_engine, libpq_url
 
 TOKEN = "777:bench-token"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def serve_standin(port: int) -> None:
@@ -100,25 +88,6 @@ class Standin:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(10)
-
-
-@contextmanager
-def bench_database(admin_url: str) -> Iterator[str]:
-    name = f"broadcast_bench_{os.getpid()}"
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = server_url(admin_url, name)
-    engine = create_tool_engine(url, load_settings(database_url=url))
-    migrations.upgrade(engine)
-    engine.dispose()
-    try:
-        yield url
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as connection:
-            connection.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def add_users(url: str, first: int, last: int) -> None:
@@ -232,18 +201,11 @@ def main() -> None:
         serve_standin(arguments.serve_standin)
         return
 
-    given = os.environ.get("DATABASE_URL")
-    admin_url = (
-        server_url(libpq_url(given), "postgres")
-        if given
-        else server_url(
-            start_embedded(Path(tempfile.mkdtemp()) / "pgdata", delete_on_exit=True), "postgres"
-        )
-    )
+    admin_url = server_admin_url()
     results: list[tuple[str, str, str]] = []
     standin = Standin()
     try:
-        with bench_database(admin_url) as url:
+        with scratch_database(admin_url, "broadcast_bench") as url:
             add_users(url, 1, arguments.rate_messages)
             for workers in (1, 3):
                 figures = run_broadcast(url, standin, arguments.rate, workers)

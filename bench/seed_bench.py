@@ -13,46 +13,15 @@ once after it, as `db seed` can with deferred_insert_triggers().
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
-from pathlib import Path
 
-import psycopg
-from psycopg import sql
+from bench_support import scratch_database, seed, server_admin_url
 from rich.console import Console
 from rich.table import Table
 
-from coursedesk.config import load_settings
-from coursedesk.db import migrations
 from coursedesk.db.datagen.plan import GenerationPlan
-from coursedesk.db.embedded import server_url, start_embedded
-from coursedesk.db.engine import create_tool_engine, libpq_url
-from coursedesk.db.seed import (
-    LoadHooks,
-    SeedResult,
-    default_anchor,
-    deferred_insert_triggers,
-    seed_database,
-)
+from coursedesk.db.seed import LoadHooks, SeedResult, default_anchor, deferred_insert_triggers
 
 console = Console()
-
-
-def _server_url() -> str:
-    given = os.environ.get("DATABASE_URL")
-    if given:
-        return libpq_url(given)
-    home = Path(tempfile.mkdtemp(prefix="coursedesk-bench-"))
-    return libpq_url(start_embedded(home / "pgdata", delete_on_exit=True))
-
-
-def _recreate(admin_url: str, name: str, *, drop_only: bool = False) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        if not drop_only:
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def _report(result: SeedResult) -> None:
@@ -83,21 +52,12 @@ def main() -> None:
     parser.add_argument("--revision", default="head", help="migrate to this revision first")
     arguments = parser.parse_args()
 
-    server = _server_url()
-    name = f"coursedesk_bench_{os.getpid()}"
-    admin_url = server_url(server, "postgres")
-    _recreate(admin_url, name)
-    engine = create_tool_engine(server_url(server, name), load_settings(database_url=None))
-    try:
-        migrations.upgrade(engine, arguments.revision)
-        hooks = LoadHooks()
-        if arguments.rebuild_sql:
-            hooks = deferred_insert_triggers(arguments.rebuild_sql)
-        plan = GenerationPlan(users=arguments.users, seed=arguments.seed, anchor=default_anchor())
-        _report(seed_database(engine, plan, hooks=hooks))
-    finally:
-        engine.dispose()
-        _recreate(admin_url, name, drop_only=True)
+    hooks = LoadHooks()
+    if arguments.rebuild_sql:
+        hooks = deferred_insert_triggers(arguments.rebuild_sql)
+    plan = GenerationPlan(users=arguments.users, seed=arguments.seed, anchor=default_anchor())
+    with scratch_database(server_admin_url(), "coursedesk_bench", arguments.revision) as url:
+        _report(seed(url, plan, hooks))
 
 
 if __name__ == "__main__":
