@@ -7,6 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 USERS ?= 2000
 SCALE ?= 100000
+BENCH_DATABASE_URL ?=
 PYTEST_ARGS ?=
 
 .PHONY: venv demo test browser lint format bench clean
@@ -47,9 +48,13 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench
 	$(BIN)/ruff format src tests bench
 
-# Seeding speed at SCALE users, then the broadcast pipeline (rate, throughput, audience, RSS).
+# Seeding speed at SCALE users, the analytics and users routes against the original design's
+# SQL (on BENCH_DATABASE_URL when given: seeded once, reused after), then the broadcast
+# pipeline (rate, throughput, audience, RSS).
 bench: $(STAMP)
 	$(BIN)/python bench/seed_bench.py --users $(SCALE)
+	$(BIN)/python bench/analytics_bench.py --users $(SCALE) \
+		$(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL))
 	$(BIN)/python bench/broadcast_bench.py --users $(SCALE)
 
 clean:
