@@ -31,7 +31,16 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import psycopg
-from analytics_probes import DAYS, BenchData, Probe, dashboard_probes, users_probes
+from analytics_probes import (
+    COMMON_TERM,
+    DAYS,
+    RARE_MATCHES,
+    BenchData,
+    Probe,
+    dashboard_probes,
+    route_path,
+    users_probes,
+)
 from bench_support import free_port, migrate, scratch_database, seed, server_admin_url
 from naive_analytics import disagreement, run_naive
 from rich.console import Console
@@ -155,29 +164,41 @@ def _get(client: httpx.Client, path: str) -> httpx.Response:
 
 def look_up(client: httpx.Client, url: str, timezone: str) -> BenchData:
     """The inputs of the probes: the busiest stream, and a user from the middle of the
-    bookings whose current username serves as the rare search term."""
+    bookings whose username only a handful of users share, the rare search term."""
     users = _get(client, "/api/stats").json()["total_users"]
     streams = _get(client, "/api/courses/streams").json()["items"]
     stream = max(streams, key=lambda item: item["unique_users"])["course_stream"]
-    with psycopg.connect(url) as connection:
-        row = connection.execute(
-            "SELECT user_id FROM bookings WHERE username IS NOT NULL ORDER BY id "
-            "LIMIT 1 OFFSET (SELECT count(*) FROM bookings) / 2"
-        ).fetchone()
-    if row is None:
-        raise RuntimeError("the database holds no bookings with a username to search for")
-    user_id = int(row[0])
-    user = _get(client, f"/api/users/{user_id}").json()
+    user_id, rare_term = _rare_user(client, url)
     today = datetime.now(ZoneInfo(timezone)).date()
     return BenchData(
         users=users,
         stream=stream,
         user_id=user_id,
-        rare_term=user["username"] or str(user_id),
+        rare_term=rare_term,
         first_day=today - timedelta(days=DAYS - 1),
         last_day=today,
         timezone=timezone,
     )
+
+
+def _rare_user(client: httpx.Client, url: str) -> tuple[int, str]:
+    """Generated usernames repeat (a first name, a suffix, often a number below 1,000), so
+    the candidates are tried until one's username matches few enough users."""
+    with psycopg.connect(url) as connection:
+        candidates = connection.execute(
+            "SELECT user_id FROM bookings WHERE username IS NOT NULL ORDER BY id "
+            "LIMIT 200 OFFSET (SELECT count(*) FROM bookings) / 2"
+        ).fetchall()
+    for (user_id,) in candidates:
+        username = _get(client, f"/api/users/{user_id}").json()["username"]
+        if username and search_matches(client, username) <= RARE_MATCHES:
+            return int(user_id), username
+    raise RuntimeError("no user in the middle of the bookings has a rare username")
+
+
+def search_matches(client: httpx.Client, term: str) -> int:
+    total: int = _get(client, route_path("/api/users", search=term, limit=1)).json()["total"]
+    return total
 
 
 def time_routes(client: httpx.Client, probes: list[Probe], repeat: int) -> dict[str, list[float]]:
@@ -322,11 +343,17 @@ def main() -> None:
             console.print(f"timing {len(probes)} routes × {arguments.repeat} requests …")
             samples = time_routes(client, probes, arguments.repeat)
             answers = {p.path: _get(client, p.path).json() for p in probes if p.naive}
+            common_matches = search_matches(client, COMMON_TERM)
+            rare_matches = search_matches(client, data.rare_term)
         load_after_routes = _load()
         measured = measure(probes, samples, answers, url, arguments.naive_repeat)
         scale = _scale(url)
     report(f"analytics at {data.users:,} users (the goals of issue 3 hold at 1M)", measured)
     console.print(f"data: {data.users:,} users, {scale}; APP_TIMEZONE {timezone}")
+    console.print(
+        f"search terms: {COMMON_TERM!r} matches {common_matches:,} users, "
+        f"{data.rare_term!r} {rare_matches:,}"
+    )
     console.print(
         f"load average (1, 5, 15 min): {load_before} before, {load_after_routes} after the "
         f"routes, {_load()} at the end; {os.cpu_count()} CPUs; "

@@ -11,6 +11,7 @@ from naive_analytics import NaiveQuery
 from coursedesk.users.queries import escape_like
 
 COMMON_TERM = "anna"  # a stem of many generated usernames and first names
+RARE_MATCHES = 5  # at most this many users share the rare search term
 DAYS = 30
 TOP_EVENTS = 10
 SEARCH_LIMIT = 20  # /api/users/search's default page
@@ -70,7 +71,7 @@ class BenchData:
     timezone: str
 
 
-def _path(route: str, **query: object) -> str:
+def route_path(route: str, **query: object) -> str:
     return f"{route}?{urlencode(query)}" if query else route
 
 
@@ -93,13 +94,19 @@ def dashboard_probes(data: BenchData) -> list[Probe]:
     return [
         Probe("/api/stats", FIGURE_GOAL, NaiveQuery("dashboard_stats")),
         Probe(
-            _path("/api/stats/daily", days=DAYS), FIGURE_GOAL, NaiveQuery("daily_activity", window)
+            route_path("/api/stats/daily", days=DAYS),
+            FIGURE_GOAL,
+            NaiveQuery("daily_activity", window),
         ),
-        Probe(_path("/api/user-growth", days=DAYS), FIGURE_GOAL, NaiveQuery("user_growth", window)),
+        Probe(
+            route_path("/api/user-growth", days=DAYS),
+            FIGURE_GOAL,
+            NaiveQuery("user_growth", window),
+        ),
         Probe("/api/courses", FIGURE_GOAL, NaiveQuery("course_figures")),
         Probe("/api/courses/streams", FIGURE_GOAL, NaiveQuery("stream_figures")),
         Probe(
-            _path("/api/events/top", limit=TOP_EVENTS),
+            route_path("/api/events/top", limit=TOP_EVENTS),
             FIGURE_GOAL,
             NaiveQuery("top_events", {"limit": TOP_EVENTS}),
         ),
@@ -108,7 +115,7 @@ def dashboard_probes(data: BenchData) -> list[Probe]:
         Probe("/api/events/recent", DASHBOARD_GOAL),
         Probe("/api/bookings/recent", DASHBOARD_GOAL),
         Probe("/api/free-lessons", DASHBOARD_GOAL),
-        Probe(_path("/api/funnel", days=DAYS), DASHBOARD_GOAL),
+        Probe(route_path("/api/funnel", days=DAYS), DASHBOARD_GOAL),
         Probe("/api/retention", DASHBOARD_GOAL),
     ]
 
@@ -118,19 +125,21 @@ def users_probes(data: BenchData) -> list[Probe]:
     user = f"/api/users/{data.user_id}"
     return [
         Probe("/api/users"),
-        Probe(_path("/api/users", stream=data.stream)),
-        Probe(_path("/api/users", status="confirmed")),
-        Probe(_path("/api/users", offset=deep_offset)),
+        Probe(route_path("/api/users", stream=data.stream)),
+        Probe(route_path("/api/users", status="confirmed")),
+        Probe(route_path("/api/users", offset=deep_offset)),
         *(
             Probe(
-                _path("/api/users/search", q=term),
+                route_path("/api/users/search", q=term),
                 SEARCH_GOAL,
                 _search_query(term, SEARCH_LIMIT),
             )
             for term in (COMMON_TERM, data.rare_term)
         ),
         *(
-            Probe(_path("/api/users", search=term), SEARCH_GOAL, _search_query(term, PAGE_LIMIT))
+            Probe(
+                route_path("/api/users", search=term), SEARCH_GOAL, _search_query(term, PAGE_LIMIT)
+            )
             for term in (COMMON_TERM, data.rare_term)
         ),
         Probe(user),
