@@ -25,6 +25,7 @@ Every function is generated from one template per statement, rendered with the r
 of the trigger (new_rows / old_rows) or, for analytics_rebuild(), with whole tables.
 """
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -45,15 +46,26 @@ USER_STATUS_EXPRESSION = (
 )
 
 # Every 1- and 2-character substring of the lower-cased names: user search looks short
-# queries up here, as trigrams need at least three characters.
+# queries up here, as trigrams need at least three characters. A gram may repeat: the
+# GIN index keeps each once per row, and dropping repeats here would triple the cost of
+# every summary write.
 NAME_GRAMS_FUNCTION = """
 CREATE FUNCTION analytics_name_grams(username text, first_name text) RETURNS text[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT coalesce(array_agg(DISTINCT substr(name, position, width)), '{}')
-    FROM unnest(ARRAY[lower(username), lower(first_name)]) AS name,
-         generate_series(1, length(name)) AS position,
-         unnest(ARRAY[1, 2]) AS width
-    WHERE position + width - 1 <= length(name)
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    grams text[] := '{}';
+    name text;
+    position integer;
+BEGIN
+    FOREACH name IN ARRAY ARRAY[lower(username), lower(first_name)] LOOP
+        CONTINUE WHEN name IS NULL;
+        grams := grams || string_to_array(name, NULL);
+        FOR position IN 1 .. length(name) - 1 LOOP
+            grams := grams || substr(name, position, 2);
+        END LOOP;
+    END LOOP;
+    RETURN grams;
+END
 $$
 """
 NAME_GRAMS_EXPRESSION = "analytics_name_grams(username, first_name)"
@@ -365,11 +377,17 @@ SELECT {self.key_list}, n FROM delta ORDER BY {self.key_list}
 {self._upsert()}
 """
 
-    def bulk(self) -> str:
-        """Counts every row of {changes} by quarter-hour, then hours and days from those."""
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return (self.table,)
+
+    def bulk(self, merging: frozenset[str]) -> tuple[str, ...]:
+        """Counts every row of {changes} by quarter-hour, then hours and days from those;
+        adds to the rows already there only when the table is in `merging`."""
         names = ", ".join(self.keys)
         extra = f", {names}" if self.keys else ""
-        return f"""
+        return (
+            f"""
 WITH changes AS ({{changes}}),
 quarters AS (
     SELECT analytics_bucket({self.at}, 15::smallint) AS bucket{self._extra_columns()},
@@ -384,8 +402,9 @@ FROM quarters GROUP BY hour{extra}
 UNION ALL
 SELECT 1440::smallint, analytics_bucket(bucket, 1440::smallint) AS day{extra}, sum(n)::int
 FROM quarters GROUP BY day{extra}
-{self._upsert()}
-"""
+{self._upsert() if self.table in merging else ""}
+""",
+        )
 
 
 @dataclass(frozen=True)
@@ -400,9 +419,6 @@ class GroupCounter:
     sums: dict[str, str]
     row_filter: str = "true"
     key_expressions: str = ""
-    # Another source table counts into the same member rows (lesson registrations and
-    # attendances), so a bulk load must add to what is there.
-    shared: bool = False
 
     def _keyed(self) -> str:
         return (
@@ -465,21 +481,25 @@ ORDER BY {", ".join(f"r.{key}" for key in self.keys)}
 {self._figures_upsert()}
 """
 
-    def bulk(self) -> tuple[str, str]:
-        """Counts every row of {changes}: member rows, then the figures of each group."""
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return (self.members, self.figures)
+
+    def bulk(self, merging: frozenset[str]) -> tuple[str, ...]:
+        """Counts every row of {changes}: member rows, then the figures of each group;
+        adds to the rows already there only in the tables in `merging`."""
         key_list = ", ".join(self.keys)
         count = self.member_count
-        shared = (
-            f"\nON CONFLICT ({key_list}, user_id) "
+        members_merge = (
+            f"ON CONFLICT ({key_list}, user_id) "
             f"DO UPDATE SET {count} = m.{count} + excluded.{count}"
-            if self.shared
-            else ""
         )
         members = f"""
 WITH changes AS ({{changes}}), {self._keyed()}
 INSERT INTO {self.members} AS m ({key_list}, user_id, {count})
 SELECT {key_list}, user_id, count(*) FROM keyed WHERE user_id IS NOT NULL
-GROUP BY {key_list}, user_id ORDER BY user_id, {key_list}{shared}
+GROUP BY {key_list}, user_id
+{members_merge if self.members in merging else ""}
 """
         figures = f"""
 WITH changes AS ({{changes}}), {self._keyed()}
@@ -488,12 +508,12 @@ SELECT {key_list},
        {self._sum_columns()},
        count(DISTINCT user_id)
 FROM keyed GROUP BY {key_list}
-{self._figures_upsert()}
+{self._figures_upsert() if self.figures in merging else ""}
 """
         return members, figures
 
 
-Counter = TimeCounter | GroupCounter
+SummaryCounter = TimeCounter | GroupCounter
 
 BOOKING_SUMS = {
     "total_bookings": "sum(sign)",
@@ -509,7 +529,7 @@ class SourceStatements:
 
     merge: str  # merges inserted rows into user_summaries
     refresh_columns: str  # the columns user_summaries reads, for UPDATE and DELETE
-    counters: tuple[Counter, ...]
+    counters: tuple[SummaryCounter, ...]
 
 
 SOURCE_STATEMENTS = {
@@ -576,7 +596,6 @@ SOURCE_STATEMENTS = {
                     ", c.details ->> 'lesson_type' AS lesson_type"
                     ", analytics_lesson_date(c.details ->> 'lesson_date') AS lesson_date"
                 ),
-                shared=True,
             ),
         ),
     ),
@@ -592,23 +611,30 @@ SOURCE_STATEMENTS = {
                 member_count="registrations",
                 users_column="registered_users",
                 sums={"registrations": "sum(sign)"},
-                shared=True,
             ),
         ),
     ),
 }
 
-# What a change of user_summaries rows adds to the per-user counters.
-USER_SEGMENTS = """
-WITH changes AS ({changes}),
+
+def _user_segments(*, merge: bool) -> str:
+    """What a change of user_summaries rows adds to the users per status and stream;
+    `merge` adds to the rows already there (which a bulk load into an empty table
+    need not)."""
+    conflict = "ON CONFLICT (status, course_stream) DO UPDATE SET users = g.users + excluded.users"
+    return f"""
+WITH changes AS ({{changes}}),
 delta AS (
     SELECT status, course_stream, sum(sign)::int AS users FROM changes
     GROUP BY status, course_stream HAVING sum(sign) <> 0
 )
 INSERT INTO user_segments AS g (status, course_stream, users)
 SELECT status, course_stream, users FROM delta ORDER BY status, course_stream
-ON CONFLICT (status, course_stream) DO UPDATE SET users = g.users + excluded.users
+{conflict if merge else ""}
 """
+
+
+# What a change of user_summaries rows adds to the per-user counters.
 USER_TIME_COUNTERS = (
     TimeCounter("activity_buckets", "first_seen", "new_users"),
     TimeCounter(
@@ -707,10 +733,11 @@ $$
 
 
 def _rollup_function(operation: str) -> str:
+    statements = (_user_segments(merge=True), *(c.incremental() for c in USER_TIME_COUNTERS))
     return f"""
 CREATE FUNCTION analytics_user_summaries_{operation}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-{_render((USER_SEGMENTS, *(c.incremental() for c in USER_TIME_COUNTERS)), CHANGE_SETS[operation])}
+{_render(statements, CHANGE_SETS[operation])}
 RETURN NULL;
 END
 $$
@@ -777,48 +804,85 @@ ORDER BY e.user_id
 """
 
 
-def _bulk(counter: Counter) -> tuple[str, ...]:
-    return (counter.bulk(),) if isinstance(counter, TimeCounter) else counter.bulk()
+def _bulk_sources() -> list[tuple[str, tuple[str, ...], tuple[SummaryCounter, ...]]]:
+    """What analytics_rebuild() reads, in order: (table, plain statements, counters)."""
+    return [
+        ("user_summaries", (_user_segments(merge=False),), USER_TIME_COUNTERS),
+        *((table, (), statements.counters) for table, statements in SOURCE_STATEMENTS.items()),
+    ]
+
+
+def _merged_tables() -> frozenset[str]:
+    """The summary tables that more than one counter writes into."""
+    writes = Counter(
+        table for _, _, counters in _bulk_sources() for c in counters for table in c.tables
+    )
+    return frozenset(table for table, writers in writes.items() if writers > 1)
+
+
+def _bulk_passes() -> list[str]:
+    """Every counter's bulk statements, source by source. Into an empty table a plain
+    INSERT is several times cheaper than ON CONFLICT, so only the later writers of a
+    table shared by several counters merge into its rows."""
+    written: set[str] = set()
+    passes = []
+    for table, fixed, counters in _bulk_sources():
+        statements = list(fixed)
+        for counter in counters:
+            statements.extend(counter.bulk(frozenset(written)))
+            written.update(counter.tables)
+        passes.append(_render(statements, f"SELECT 1 AS sign, r.* FROM {table} AS r"))
+    return passes
+
+
+# The indexes and key constraints of the given tables: the statements that drop them and
+# those that make them again.
+INDEX_STATEMENTS = """
+SELECT array_agg(CASE WHEN k.conname IS NULL
+                      THEN format('DROP INDEX %I', x.relname)
+                      ELSE format('ALTER TABLE %I DROP CONSTRAINT %I', t.relname, k.conname)
+                 END),
+       array_agg(CASE WHEN k.conname IS NULL
+                      THEN pg_get_indexdef(i.indexrelid)
+                      ELSE format('ALTER TABLE %I ADD CONSTRAINT %I %s',
+                                  t.relname, k.conname, pg_get_constraintdef(k.oid))
+                 END)
+INTO drops, rebuilds
+FROM pg_index AS i
+JOIN pg_class AS x ON x.oid = i.indexrelid
+JOIN pg_class AS t ON t.oid = i.indrelid
+LEFT JOIN pg_constraint AS k ON k.conindid = i.indexrelid AND k.conrelid = t.oid
+WHERE t.relnamespace = current_schema()::regnamespace AND t.relname = ANY ({tables})
+"""
 
 
 def _rebuild_function() -> str:
-    counters = [
-        _render(
-            [statement for counter in statements.counters for statement in _bulk(counter)],
-            f"SELECT 1 AS sign, r.* FROM {table} AS r",
-        )
-        for table, statements in SOURCE_STATEMENTS.items()
-    ]
-    user_counters = _render(
-        [USER_SEGMENTS, *(c.bulk() for c in USER_TIME_COUNTERS)],
-        "SELECT 1 AS sign, r.* FROM user_summaries AS r",
-    )
+    unmerged = [table for table in SUMMARY_TABLES if table not in _merged_tables()]
+    tables = "ARRAY[" + ", ".join(f"'{table}'" for table in unmerged) + "]"
     return f"""
 CREATE FUNCTION analytics_rebuild() RETURNS void LANGUAGE plpgsql
 SET work_mem = '256MB' SET maintenance_work_mem = '256MB' AS $$
 DECLARE
-    definitions text[];
-    definition text;
+    drops text[];
+    rebuilds text[];
+    statement text;
 BEGIN
 TRUNCATE {", ".join(SUMMARY_TABLES)};
--- Indexes are built once the rows are in, which is far faster than row by row; the
--- per-user counters are taken from the finished table rather than by its trigger.
-SELECT array_agg(indexdef) INTO definitions FROM pg_indexes
-WHERE schemaname = current_schema() AND tablename = 'user_summaries'
-  AND indexname <> 'pk_user_summaries';
-EXECUTE (
-    SELECT 'DROP INDEX ' || string_agg(quote_ident(indexname), ', ') FROM pg_indexes
-    WHERE schemaname = current_schema() AND tablename = 'user_summaries'
-      AND indexname <> 'pk_user_summaries'
-);
+-- Rows go into a table without indexes several times faster, and an index built over
+-- the finished rows costs far less than one kept up row by row. The tables that several
+-- counters merge into keep theirs: ON CONFLICT needs them.
+{INDEX_STATEMENTS.format(tables=tables).strip()};
+FOREACH statement IN ARRAY drops LOOP
+    EXECUTE statement;
+END LOOP;
+-- The per-user counters are taken from the finished table, not by its trigger.
 ALTER TABLE user_summaries DISABLE TRIGGER user_summaries_rollup_insert;
 {REBUILD_USERS.strip()};
 ALTER TABLE user_summaries ENABLE TRIGGER user_summaries_rollup_insert;
-FOREACH definition IN ARRAY definitions LOOP
-    EXECUTE definition;
+{chr(10).join(_bulk_passes())}
+FOREACH statement IN ARRAY rebuilds LOOP
+    EXECUTE statement;
 END LOOP;
-{user_counters}
-{chr(10).join(counters)}
 END
 $$
 """
