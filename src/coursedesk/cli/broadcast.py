@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -15,30 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from coursedesk.broadcasts.audiences import count_recipients, parse_audience_argument
 from coursedesk.broadcasts.schemas import MessageDetail
 from coursedesk.broadcasts.service import create_broadcast, get_message
-from coursedesk.cli.admin import cli_actor
-from coursedesk.cli.common import console, database_url, err_console, print_json, settings
-from coursedesk.db.engine import Database, create_app_engine
+from coursedesk.cli.common import cli_actor, console, err_console, in_transaction, print_json
 from coursedesk.errors import InvalidInput
 
 app = typer.Typer(help="Queue broadcasts and follow their delivery.", no_args_is_help=True)
-
-T = TypeVar("T")
-
-
-def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run `work` as one unit of work: committed if it returns, rolled back if it raises."""
-
-    async def run() -> T:
-        database = Database(
-            create_app_engine(database_url(), settings(), application_name="coursedesk-cli")
-        )
-        try:
-            async with database.transaction() as session:
-                return await work(session)
-        finally:
-            await database.dispose()
-
-    return asyncio.run(run())
 
 
 def _parse_at(value: str | None) -> datetime | None:
@@ -74,12 +52,12 @@ def send(
     chosen = parse_audience_argument(audience)
     when = _parse_at(at)
     if dry_run:
-        counted = _in_transaction(lambda session: count_recipients(session, chosen))
+        counted = in_transaction(lambda session: count_recipients(session, chosen))
         typer.echo(counted.total_recipients)
         invalid = counted.invalid_user_ids
     else:
         actor = cli_actor()
-        created = _in_transaction(
+        created = in_transaction(
             lambda session: create_broadcast(
                 session,
                 text=message,
@@ -103,7 +81,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """The delivery figures of one broadcast."""
-    detail = _in_transaction(
+    detail = in_transaction(
         lambda session: _detail(session, message_id),
     )
     if as_json:
