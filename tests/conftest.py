@@ -102,13 +102,24 @@ def empty_database_url(server_admin_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def replica_database_url(server_admin_url: str, template_database: str) -> Iterator[str]:
+    """A second migrated database, standing in for a read replica with data of its own."""
+    name = new_database(server_admin_url, template_database)
+    yield server_url(server_admin_url, name)
+    drop_database(server_admin_url, name)
+
+
+@pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
+    """The app's settings; answers are not cached, so that rows a test inserts with SQL
+    show at once (the cache has tests of its own)."""
     return load_settings(
         database_url=database_url,
         coursedesk_home=tmp_path / "home",
         secret_key=TEST_SECRET_KEY,
         redis_url=None,
         database_replica_url=None,
+        cache_ttl_seconds=0,
     )
 
 

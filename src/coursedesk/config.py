@@ -12,6 +12,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from coursedesk.errors import ConfigError
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
+# Rows the bot inserts show in every figure within this many seconds (SPEC §3), so no
+# cached answer may be kept longer.
+FRESHNESS_BOUND_SECONDS = 10
 
 
 def _check_postgres_url(value: str | None) -> str | None:
@@ -38,6 +41,7 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     app_timezone: str = "UTC"
     metrics_public: bool = False
+    cache_ttl_seconds: float = Field(default=5.0, ge=0, le=FRESHNESS_BOUND_SECONDS)
 
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)

@@ -40,15 +40,19 @@ class SourceChanges:
         event.listen(sync_session, "after_commit", self._after_commit)
         event.listen(sync_session, "after_rollback", self._after_rollback)
 
-    def _after_commit(self, session: Session) -> None:
-        if not session.info.get(_PENDING):
-            return
-        session.info[_PENDING] = False
+    def announce(self) -> None:
+        """Tell every listener now, of a change committed outside a session (raw SQL)."""
         for listener in list(self._listeners):
             try:
                 listener()
             except Exception:  # one failing subscriber must not hide the change from others
                 log.exception("a source-change listener failed")
+
+    def _after_commit(self, session: Session) -> None:
+        if not session.info.get(_PENDING):
+            return
+        session.info[_PENDING] = False
+        self.announce()
 
     def _after_rollback(self, session: Session) -> None:
         session.info[_PENDING] = False

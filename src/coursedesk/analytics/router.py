@@ -1,4 +1,7 @@
-"""The analytics routes of SPEC §5, plus funnel and retention; `?format=csv` on each list."""
+"""The analytics routes of SPEC §5, plus funnel and retention; `?format=csv` on each list.
+
+Every figure is read through the answer cache, on the replica when there is one.
+"""
 
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ from coursedesk.analytics.schemas import (
     StreamFigures,
 )
 from coursedesk.config import Settings
-from coursedesk.web.deps import ReadSession, Viewer, get_settings
+from coursedesk.web.deps import CachedRead, Viewer, get_settings
 
 router = APIRouter(prefix="/api", tags=["analytics"])
 
@@ -72,8 +75,8 @@ Window = Annotated[DayWindow, Depends(day_window)]
 
 
 @router.get("/stats", summary="The four headline figures")
-async def stats(_: Viewer, session: ReadSession) -> DashboardStats:
-    return await service.dashboard_stats(session)
+async def stats(_: Viewer, reads: CachedRead) -> DashboardStats:
+    return await reads(service.dashboard_stats)
 
 
 @router.get(
@@ -83,9 +86,9 @@ async def stats(_: Viewer, session: ReadSession) -> DashboardStats:
     response_model=Items[DailyActivity],
 )
 async def daily(
-    _: Viewer, session: ReadSession, settings: SettingsDep, window: Window, output: Format = "json"
+    _: Viewer, reads: CachedRead, settings: SettingsDep, window: Window, output: Format = "json"
 ) -> Items[DailyActivity] | StreamingResponse:
-    items = await service.daily_activity(session, window, settings.app_timezone)
+    items = await reads(service.daily_activity, window, settings.app_timezone)
     if output == "csv":
         return models_csv(f"daily-{window.first_day}-{window.last_day}.csv", DailyActivity, items)
     return Items(items=items)
@@ -98,9 +101,9 @@ async def daily(
     response_model=Items[GrowthDay],
 )
 async def user_growth(
-    _: Viewer, session: ReadSession, settings: SettingsDep, window: Window, output: Format = "json"
+    _: Viewer, reads: CachedRead, settings: SettingsDep, window: Window, output: Format = "json"
 ) -> Items[GrowthDay] | StreamingResponse:
-    items = await service.user_growth(session, window, settings.app_timezone)
+    items = await reads(service.user_growth, window, settings.app_timezone)
     if output == "csv":
         return models_csv(f"growth-{window.first_day}-{window.last_day}.csv", GrowthDay, items)
     return Items(items=items)
@@ -113,9 +116,9 @@ async def user_growth(
     response_model=Items[CourseFigures],
 )
 async def courses(
-    _: Viewer, session: ReadSession, output: Format = "json"
+    _: Viewer, reads: CachedRead, output: Format = "json"
 ) -> Items[CourseFigures] | StreamingResponse:
-    items = await service.course_figures(session)
+    items = await reads(service.course_figures)
     if output == "csv":
         return models_csv("courses.csv", CourseFigures, items)
     return Items(items=items)
@@ -128,9 +131,9 @@ async def courses(
     response_model=Items[StreamFigures],
 )
 async def streams(
-    _: Viewer, session: ReadSession, output: Format = "json"
+    _: Viewer, reads: CachedRead, output: Format = "json"
 ) -> Items[StreamFigures] | StreamingResponse:
-    items = await service.stream_figures(session)
+    items = await reads(service.stream_figures)
     if output == "csv":
         return models_csv("streams.csv", StreamFigures, items)
     return Items(items=items)
@@ -144,11 +147,11 @@ async def streams(
 )
 async def top_events(
     _: Viewer,
-    session: ReadSession,
+    reads: CachedRead,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 10,
     output: Format = "json",
 ) -> Items[EventTypeFigures] | StreamingResponse:
-    items = await service.top_events(session, limit)
+    items = await reads(service.top_events, limit)
     if output == "csv":
         return models_csv("top-events.csv", EventTypeFigures, items)
     return Items(items=items)
@@ -162,11 +165,11 @@ async def top_events(
 )
 async def recent_events(
     _: Viewer,
-    session: ReadSession,
+    reads: CachedRead,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 20,
     output: Format = "json",
 ) -> Items[EventRow] | StreamingResponse:
-    items = await service.recent_events(session, limit)
+    items = await reads(service.recent_events, limit)
     if output == "csv":
         return models_csv("recent-events.csv", EventRow, items)
     return Items(items=items)
@@ -180,11 +183,11 @@ async def recent_events(
 )
 async def recent_bookings(
     _: Viewer,
-    session: ReadSession,
+    reads: CachedRead,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 20,
     output: Format = "json",
 ) -> Items[BookingRow] | StreamingResponse:
-    items = await service.recent_bookings(session, limit)
+    items = await reads(service.recent_bookings, limit)
     if output == "csv":
         return models_csv("recent-bookings.csv", BookingRow, items)
     return Items(items=items)
@@ -197,9 +200,9 @@ async def recent_bookings(
     response_model=Items[ReferralFigures],
 )
 async def referrals(
-    _: Viewer, session: ReadSession, output: Format = "json"
+    _: Viewer, reads: CachedRead, output: Format = "json"
 ) -> Items[ReferralFigures] | StreamingResponse:
-    items = await service.referral_figures(session)
+    items = await reads(service.referral_figures)
     if output == "csv":
         return models_csv("referrals.csv", ReferralFigures, items)
     return Items(items=items)
@@ -213,11 +216,11 @@ async def referrals(
 )
 async def free_lessons(
     _: Viewer,
-    session: ReadSession,
+    reads: CachedRead,
     limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 50,
     output: Format = "json",
 ) -> Items[FreeLessonRow] | StreamingResponse:
-    items = await service.recent_free_lessons(session, limit)
+    items = await reads(service.recent_free_lessons, limit)
     if output == "csv":
         return models_csv("free-lessons.csv", FreeLessonRow, items)
     return Items(items=items)
@@ -234,9 +237,9 @@ async def free_lessons(
     response_model=Items[LessonConversion],
 )
 async def lesson_conversion(
-    _: Viewer, session: ReadSession, output: Format = "json"
+    _: Viewer, reads: CachedRead, output: Format = "json"
 ) -> Items[LessonConversion] | StreamingResponse:
-    items = await service.lesson_conversion(session)
+    items = await reads(service.lesson_conversion)
     if output == "csv":
         return models_csv("lesson-conversion.csv", LessonConversion, items)
     return Items(items=items)
@@ -257,9 +260,9 @@ async def lesson_conversion(
     response_model=Funnel,
 )
 async def funnel(
-    _: Viewer, session: ReadSession, settings: SettingsDep, window: Window, output: Format = "json"
+    _: Viewer, reads: CachedRead, settings: SettingsDep, window: Window, output: Format = "json"
 ) -> Funnel | StreamingResponse:
-    answer = await service.funnel(session, window, settings.app_timezone)
+    answer = await reads(service.funnel, window, settings.app_timezone)
     if output == "csv":
         return models_csv(
             f"funnel-{window.first_day}-{window.last_day}.csv", FunnelStep, answer.items
@@ -281,12 +284,12 @@ async def funnel(
 )
 async def retention(
     _: Viewer,
-    session: ReadSession,
+    reads: CachedRead,
     settings: SettingsDep,
     weeks: Annotated[int, Query(ge=1, le=MAX_WEEKS)] = DEFAULT_WEEKS,
     output: Format = "json",
 ) -> Retention | StreamingResponse:
-    answer = await service.retention(session, _today(settings), weeks, settings.app_timezone)
+    answer = await reads(service.retention, _today(settings), weeks, settings.app_timezone)
     if output == "csv":
         return csv_response(
             "retention.csv",

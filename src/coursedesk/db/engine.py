@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
 
 from coursedesk.config import Settings
 from coursedesk.db.embedded import start_embedded
+from coursedesk.monitoring.pools import WaitCountingPool
 
 
 def resolve_database_url(settings: Settings) -> str:
@@ -39,30 +40,39 @@ def libpq_url(url: str | URL) -> str:
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def _connect_args(settings: Settings, *, application_name: str) -> dict[str, Any]:
+def _connect_args(
+    settings: Settings, *, application_name: str, read_only: bool = False
+) -> dict[str, Any]:
+    options = f"-c statement_timeout={settings.db_statement_timeout_ms}"
+    if read_only:
+        options += " -c default_transaction_read_only=on"
     return {
         "connect_timeout": settings.db_connect_timeout,
         "application_name": application_name,
-        "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
+        "options": options,
     }
 
 
 def create_app_engine(
-    url: str, settings: Settings, *, application_name: str = "coursedesk"
+    url: str, settings: Settings, *, application_name: str = "coursedesk", read_only: bool = False
 ) -> AsyncEngine:
     """The async engine with a bounded pool that checks connections before use.
 
     pool_pre_ping replaces connections broken by a database restart, so the app
-    recovers by itself once the server is back.
+    recovers by itself once the server is back. A `read_only` engine's transactions
+    refuse to write, so a write sent to the replica by mistake fails loudly.
     """
     return create_async_engine(
         sqlalchemy_url(url),
+        poolclass=WaitCountingPool,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
         pool_pre_ping=True,
         pool_recycle=1800,
-        connect_args=_connect_args(settings, application_name=application_name),
+        connect_args=_connect_args(
+            settings, application_name=application_name, read_only=read_only
+        ),
     )
 
 
@@ -108,7 +118,10 @@ def open_database(settings: Settings, *, application_name: str = "coursedesk") -
     url = resolve_database_url(settings)
     replica = (
         create_app_engine(
-            settings.database_replica_url, settings, application_name=application_name + "-ro"
+            settings.database_replica_url,
+            settings,
+            application_name=application_name + "-ro",
+            read_only=True,
         )
         if settings.database_replica_url
         else None

@@ -10,10 +10,10 @@ from urllib.parse import urlencode
 
 from fastapi import Query, Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursedesk.analytics import service
 from coursedesk.analytics.periods import MAX_DAYS, DayWindow, resolve_window
+from coursedesk.cache.reads import CachedReads
 from coursedesk.config import Settings
 from coursedesk.errors import InvalidInput
 from coursedesk.pages.charts import (
@@ -24,7 +24,7 @@ from coursedesk.pages.charts import (
 )
 from coursedesk.pages.rendering import render_fragment, render_page, settings_of
 from coursedesk.pages.routes import page_router
-from coursedesk.web.deps import PageViewer, ReadSession
+from coursedesk.web.deps import CachedRead, PageViewer
 
 router = page_router()
 blocks_router = page_router(fragments=True)
@@ -105,15 +105,15 @@ async def dashboard(
 
 
 Block = tuple[str, dict[str, Any]]
-BlockBuilder = Callable[[AsyncSession, DayWindow, Settings], Awaitable[Block]]
+BlockBuilder = Callable[[CachedReads, DayWindow, Settings], Awaitable[Block]]
 
 
-async def _stats(session: AsyncSession, window: DayWindow, settings: Settings) -> Block:
-    return "blocks/stats.html", {"stats": await service.dashboard_stats(session)}
+async def _stats(reads: CachedReads, window: DayWindow, settings: Settings) -> Block:
+    return "blocks/stats.html", {"stats": await reads(service.dashboard_stats)}
 
 
-async def _growth(session: AsyncSession, window: DayWindow, settings: Settings) -> Block:
-    days = await service.user_growth(session, window, settings.app_timezone)
+async def _growth(reads: CachedReads, window: DayWindow, settings: Settings) -> Block:
+    days = await reads(service.user_growth, window, settings.app_timezone)
     new_users = sum(day.new_users for day in days)
     return "blocks/chart.html", {
         "figure": growth_figure(days),
@@ -123,8 +123,8 @@ async def _growth(session: AsyncSession, window: DayWindow, settings: Settings) 
     }
 
 
-async def _activity(session: AsyncSession, window: DayWindow, settings: Settings) -> Block:
-    days = await service.daily_activity(session, window, settings.app_timezone)
+async def _activity(reads: CachedReads, window: DayWindow, settings: Settings) -> Block:
+    days = await reads(service.daily_activity, window, settings.app_timezone)
     totals = {
         "bookings": sum(day.bookings for day in days),
         "events": sum(day.events for day in days),
@@ -138,8 +138,8 @@ async def _activity(session: AsyncSession, window: DayWindow, settings: Settings
     }
 
 
-async def _funnel(session: AsyncSession, window: DayWindow, settings: Settings) -> Block:
-    funnel = await service.funnel(session, window, settings.app_timezone)
+async def _funnel(reads: CachedReads, window: DayWindow, settings: Settings) -> Block:
+    funnel = await reads(service.funnel, window, settings.app_timezone)
     return "blocks/funnel.html", {
         "funnel": funnel,
         "figure": funnel_figure(funnel.items),
@@ -147,39 +147,39 @@ async def _funnel(session: AsyncSession, window: DayWindow, settings: Settings) 
     }
 
 
-async def _conversion(session: AsyncSession, window: DayWindow, settings: Settings) -> Block:
-    rows = await service.lesson_conversion(session)
+async def _conversion(reads: CachedReads, window: DayWindow, settings: Settings) -> Block:
+    rows = await reads(service.lesson_conversion)
     return "blocks/conversion.html", {"rows": rows[:TABLE_ROWS], "more": len(rows) - TABLE_ROWS}
 
 
-async def _courses(session: AsyncSession, window: DayWindow, settings: Settings) -> Block:
-    return "blocks/courses.html", {"rows": await service.course_figures(session)}
+async def _courses(reads: CachedReads, window: DayWindow, settings: Settings) -> Block:
+    return "blocks/courses.html", {"rows": await reads(service.course_figures)}
 
 
-async def _streams(session: AsyncSession, window: DayWindow, settings: Settings) -> Block:
-    rows = await service.stream_figures(session)
+async def _streams(reads: CachedReads, window: DayWindow, settings: Settings) -> Block:
+    rows = await reads(service.stream_figures)
     return "blocks/streams.html", {"rows": rows[:TABLE_ROWS], "more": len(rows) - TABLE_ROWS}
 
 
-async def _top_events(session: AsyncSession, window: DayWindow, settings: Settings) -> Block:
-    rows = await service.top_events(session, 10)
+async def _top_events(reads: CachedReads, window: DayWindow, settings: Settings) -> Block:
+    rows = await reads(service.top_events, 10)
     largest = max((row.count for row in rows), default=0)
     return "blocks/top_events.html", {"rows": rows, "largest": largest}
 
 
-async def _referrals(session: AsyncSession, window: DayWindow, settings: Settings) -> Block:
-    rows = await service.referral_figures(session)
+async def _referrals(reads: CachedReads, window: DayWindow, settings: Settings) -> Block:
+    rows = await reads(service.referral_figures)
     return "blocks/referrals.html", {"rows": rows[:TABLE_ROWS], "more": len(rows) - TABLE_ROWS}
 
 
-async def _recent_bookings(session: AsyncSession, window: DayWindow, settings: Settings) -> Block:
+async def _recent_bookings(reads: CachedReads, window: DayWindow, settings: Settings) -> Block:
     return "blocks/recent_bookings.html", {
-        "rows": await service.recent_bookings(session, RECENT_ROWS)
+        "rows": await reads(service.recent_bookings, RECENT_ROWS)
     }
 
 
-async def _recent_events(session: AsyncSession, window: DayWindow, settings: Settings) -> Block:
-    return "blocks/recent_events.html", {"rows": await service.recent_events(session, RECENT_ROWS)}
+async def _recent_events(reads: CachedReads, window: DayWindow, settings: Settings) -> Block:
+    return "blocks/recent_events.html", {"rows": await reads(service.recent_events, RECENT_ROWS)}
 
 
 BLOCKS: dict[str, BlockBuilder] = {
@@ -201,7 +201,7 @@ BLOCKS: dict[str, BlockBuilder] = {
 async def dashboard_block(
     request: Request,
     _: PageViewer,
-    session: ReadSession,
+    reads: CachedRead,
     block: BlockName,
     days: Days = None,
     first_day: FirstDay = None,
@@ -210,5 +210,5 @@ async def dashboard_block(
     """One block of the dashboard, as HTML for the page script to put in its place."""
     settings = settings_of(request)
     chosen = choose_range(settings, days, first_day, last_day)
-    template, context = await BLOCKS[block](session, chosen.window, settings)
+    template, context = await BLOCKS[block](reads, chosen.window, settings)
     return render_fragment(request, template, context)

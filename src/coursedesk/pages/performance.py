@@ -1,4 +1,5 @@
-"""The system page's performance block: connection pools and PostgreSQL's own figures."""
+"""The system page's performance blocks: pools, the answer cache, PostgreSQL's own
+figures, and the app's query figures."""
 
 from __future__ import annotations
 
@@ -9,15 +10,20 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import QueuePool
 
+from coursedesk.cache.answers import AnswerCache
 from coursedesk.db.engine import Database
+from coursedesk.monitoring.pools import database_pools
+from coursedesk.monitoring.queries import QueryMonitor
+from coursedesk.monitoring.router import get_queries
 from coursedesk.pages.rendering import render_fragment
 from coursedesk.pages.routes import page_router
-from coursedesk.web.deps import PageViewer, Session, get_database
+from coursedesk.web.deps import PageViewer, Session, get_cache, get_database
 
 router = page_router(fragments=True)
+
+STATEMENTS_SHOWN = 10
+SLOWEST_SHOWN = 8
 
 # The share of block reads this database served from PostgreSQL's buffer cache since
 # its statistics were last reset, and how many connections it has against the limit.
@@ -46,25 +52,6 @@ RUNNING_STATEMENTS_SQL = text(
 
 
 @dataclass(frozen=True)
-class PoolFigures:
-    name: str
-    size: int
-    checked_out: int
-    overflow: int
-    idle: int
-
-
-def pool_figures(name: str, engine: AsyncEngine) -> PoolFigures | None:
-    """The engine's pool as this process sees it; None for a pool that keeps no count."""
-    pool = engine.sync_engine.pool
-    if not isinstance(pool, QueuePool):
-        return None
-    return PoolFigures(
-        name, pool.size(), pool.checkedout(), max(pool.overflow(), 0), pool.checkedin()
-    )
-
-
-@dataclass(frozen=True)
 class RunningStatement:
     pid: int
     application_name: str
@@ -78,15 +65,34 @@ async def performance_block(
     _: PageViewer,
     session: Session,
     database: Annotated[Database, Depends(get_database)],
+    cache: Annotated[AnswerCache, Depends(get_cache)],
 ) -> HTMLResponse:
     figures = (await session.execute(DATABASE_FIGURES_SQL)).one()
     running = [RunningStatement(*row) for row in await session.execute(RUNNING_STATEMENTS_SQL)]
-    engines = [("Primary", database.primary)]
-    if database.replica is not None:
-        engines.append(("Replica", database.replica))
-    pools = [found for name, engine in engines if (found := pool_figures(name, engine))]
     return render_fragment(
         request,
         "system/performance.html",
-        {"figures": figures, "running": running, "pools": pools},
+        {
+            "figures": figures,
+            "running": running,
+            "pools": database_pools(database),
+            "cache": cache.figures(),
+        },
+    )
+
+
+@router.get("/system/blocks/queries")
+async def queries_block(
+    request: Request,
+    _: PageViewer,
+    monitor: Annotated[QueryMonitor, Depends(get_queries)],
+) -> HTMLResponse:
+    return render_fragment(
+        request,
+        "system/queries.html",
+        {
+            "statements": monitor.statements()[:STATEMENTS_SHOWN],
+            "slowest": monitor.slowest(SLOWEST_SHOWN),
+            "since": monitor.since,
+        },
     )

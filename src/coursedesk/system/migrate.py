@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from coursedesk.accounts.service import Principal
+from coursedesk.analytics.changes import source_changes
 from coursedesk.audit.service import record
 from coursedesk.db.engine import Database
 from coursedesk.system.sql_runner import (
@@ -85,8 +86,9 @@ async def _run(
     database: Database, principal: Principal, body: MigrateRequest, timeout_ms: int
 ) -> list[StatementResult]:
     """Run the script in a transaction of its own; commit it with its audit entry unless
-    it is a dry run. The connection is closed afterwards rather than pooled, since the
-    script may have changed settings of the session that would outlive it."""
+    it is a dry run, and announce the change, which may touch any figure. The connection
+    is closed afterwards rather than pooled, since the script may have changed settings
+    of the session that would outlive it."""
     async with database.primary.connect() as connection:
         try:
             search_path = await prepare_transaction(
@@ -99,6 +101,7 @@ async def _run(
                 await restore_search_path(connection, search_path)
                 await _audit(connection, principal, body, "applied", len(results))
                 await connection.commit()
+                source_changes.announce()
         finally:
             await connection.invalidate()
     return results

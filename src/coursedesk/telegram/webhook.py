@@ -19,6 +19,7 @@ from sqlalchemy import case, func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from coursedesk.analytics.changes import source_changes
 from coursedesk.sources.models import Event
 from coursedesk.telegram.models import BotUser, TelegramUpdate
 
@@ -190,3 +191,4 @@ async def _add_event(
             },
         )
     )
+    source_changes.record(session)

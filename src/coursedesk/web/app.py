@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
 from coursedesk import __version__
 from coursedesk.accounts.router import router as accounts_router
+from coursedesk.analytics.changes import source_changes
 from coursedesk.analytics.router import router as analytics_router
 from coursedesk.audit.router import router as audit_router
 from coursedesk.broadcasts.router import router as broadcasts_router
+from coursedesk.cache.answers import open_answer_cache
 from coursedesk.config import Settings, load_settings
 from coursedesk.db.engine import Database, open_database
+from coursedesk.monitoring.metrics import AppMetrics, LiveFigures, RequestMetricsMiddleware
+from coursedesk.monitoring.queries import QueryMonitor
+from coursedesk.monitoring.router import router as monitoring_router
 from coursedesk.pages.router import router as pages_router
 from coursedesk.system.migrate import router as migrate_router
 from coursedesk.system.router import router as system_router
@@ -21,6 +26,22 @@ from coursedesk.system.schema import router as schema_router
 from coursedesk.telegram.router import router as telegram_router
 from coursedesk.users.router import router as users_router
 from coursedesk.web.errors import install_error_handlers
+
+
+@asynccontextmanager
+async def observing(app: FastAPI, settings: Settings, database: Database) -> AsyncIterator[None]:
+    """The answer cache, dropped on every write through the app, and the query, pool and
+    cache figures of `database` in /metrics, for as long as the app runs."""
+    async with AsyncExitStack() as stack:
+        cache = app.state.cache = open_answer_cache(settings, database)
+        stack.push_async_callback(cache.close)
+        stack.callback(source_changes.subscribe(cache.invalidate_soon))
+        queries = app.state.queries = QueryMonitor()
+        stack.callback(queries.watch("primary", database.primary))
+        if database.replica is not None:
+            stack.callback(queries.watch("replica", database.replica))
+        stack.callback(app.state.metrics.watch(LiveFigures(queries, database, cache)))
+        yield
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -32,7 +53,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         owned = database is None
         app.state.database = database or open_database(settings)
         try:
-            yield
+            async with observing(app, settings, app.state.database):
+                yield
         finally:
             if owned:
                 await app.state.database.dispose()
@@ -44,6 +66,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = AppMetrics()
+    app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     app.include_router(system_router)
     app.include_router(schema_router)
@@ -55,4 +79,5 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(migrate_router)
     app.include_router(broadcasts_router)
     app.include_router(telegram_router)
+    app.include_router(monitoring_router)
     return app

@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from coursedesk.accounts.roles import Role
 from coursedesk.accounts.service import Principal, principal_for_session, principal_for_token
 from coursedesk.accounts.signing import session_id_from_cookie
+from coursedesk.cache.answers import AnswerCache
+from coursedesk.cache.reads import CachedReads
 from coursedesk.config import Settings
 from coursedesk.db.engine import Database
 
@@ -57,6 +59,21 @@ async def read_session(
 
 Session = Annotated[AsyncSession, Depends(db_session, scope="function")]
 ReadSession = Annotated[AsyncSession, Depends(read_session)]
+
+
+def get_cache(request: Request) -> AnswerCache:
+    cache: AnswerCache = request.app.state.cache
+    return cache
+
+
+def cached_reads(
+    session: ReadSession, cache: Annotated[AnswerCache, Depends(get_cache)]
+) -> CachedReads:
+    """Service reads on the read session, through the answer cache."""
+    return CachedReads(session, cache)
+
+
+CachedRead = Annotated[CachedReads, Depends(cached_reads)]
 
 
 async def _csrf_token_sent(request: Request) -> str | None:
@@ -151,7 +168,8 @@ async def page_principal(
     return await _admit(request, session, principal)
 
 
-def _check_role(principal: Principal, role: Role) -> Principal:
+def check_role(principal: Principal, role: Role) -> Principal:
+    """The principal, if their role includes `role`; 403 otherwise."""
     if not principal.role.allows(role):
         raise HTTPException(status_code=403, detail=f"this needs the {role.value} role")
     return principal
@@ -164,7 +182,7 @@ def require_role(role: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
     async def dependency(
         principal: Annotated[Principal, Depends(current_principal)],
     ) -> Principal:
-        return _check_role(principal, role)
+        return check_role(principal, role)
 
     return dependency
 
@@ -176,7 +194,7 @@ def require_page_role(role: Role) -> Callable[..., Coroutine[Any, Any, Principal
     async def dependency(
         principal: Annotated[Principal, Depends(page_principal)],
     ) -> Principal:
-        return _check_role(principal, role)
+        return check_role(principal, role)
 
     return dependency
 

@@ -1,0 +1,1 @@
+"""Figures of the running app: its queries, connection pools, requests, and /metrics."""

@@ -1,0 +1,127 @@
+"""`GET /api/system/queries`, `GET /api/system/cache` and the Prometheus `/metrics`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from coursedesk.accounts.roles import Role
+from coursedesk.accounts.service import Principal
+from coursedesk.broadcasts.models import MESSAGE_STATUSES, MessageHistory
+from coursedesk.cache.answers import AnswerCache, CacheFigures
+from coursedesk.db.engine import Database
+from coursedesk.monitoring.metrics import AppMetrics
+from coursedesk.monitoring.pools import database_pools
+from coursedesk.monitoring.queries import QueryMonitor, QueryReport
+from coursedesk.web.deps import (
+    Admin,
+    Session,
+    check_role,
+    current_principal,
+    get_cache,
+    get_database,
+    get_settings,
+    optional_principal,
+)
+
+router = APIRouter(tags=["system"])
+
+# Each broadcast's per-status counts are kept by a trigger, so these sums read one row
+# per broadcast rather than every recipient.
+_DELIVERY_COLUMNS = {
+    "pending": MessageHistory.pending_deliveries,
+    "sent": MessageHistory.successful_deliveries,
+    "failed": MessageHistory.failed_deliveries,
+    "cancelled": MessageHistory.cancelled_deliveries,
+    "deleted": MessageHistory.deleted_deliveries,
+}
+
+
+def get_queries(request: Request) -> QueryMonitor:
+    queries: QueryMonitor = request.app.state.queries
+    return queries
+
+
+def get_metrics(request: Request) -> AppMetrics:
+    metrics: AppMetrics = request.app.state.metrics
+    return metrics
+
+
+async def metrics_reader(
+    request: Request,
+    session: Session,
+    principal: Annotated[Principal | None, Depends(optional_principal)],
+) -> None:
+    """Admins only, unless METRICS_PUBLIC is true."""
+    if get_settings(request).metrics_public:
+        return
+    check_role(await current_principal(request, session, principal), Role.admin)
+
+
+@router.get(
+    "/api/system/queries",
+    summary="The app's query figures and connection pools (admin)",
+    description=(
+        "Figures of this process since it started, per statement shape (literals and "
+        "parameters as `?`) and database (`primary` or `replica`): count, total, mean, p95 "
+        "over the last 500 runs and max, in milliseconds, the most total time first; the "
+        "slowest of the last 1,000 runs; and each pool's size, connections checked out, "
+        "overflow, idle and checkouts waiting."
+    ),
+)
+async def queries(
+    _: Admin,
+    monitor: Annotated[QueryMonitor, Depends(get_queries)],
+    database: Annotated[Database, Depends(get_database)],
+) -> QueryReport:
+    return monitor.report(database_pools(database))
+
+
+@router.get(
+    "/api/system/cache",
+    summary="Answer cache figures (admin)",
+    description=(
+        "Backend (`redis`, `memory`, or null when CACHE_TTL_SECONDS is 0), TTL, whether the "
+        "store answers, hits, misses, hit rate (percent), store errors, invalidations, and "
+        "hits and misses per cached query, for this process since it started."
+    ),
+)
+async def cache_figures(
+    _: Admin, cache: Annotated[AnswerCache, Depends(get_cache)]
+) -> CacheFigures:
+    return cache.figures()
+
+
+async def _count_broadcasts(session: AsyncSession, metrics: AppMetrics) -> None:
+    columns = [func.coalesce(func.sum(column), 0) for column in _DELIVERY_COLUMNS.values()]
+    result = await session.execute(
+        select(MessageHistory.status, func.count(), *columns).group_by(MessageHistory.status)
+    )
+    by_status = dict.fromkeys(MESSAGE_STATUSES, 0)
+    deliveries = dict.fromkeys(_DELIVERY_COLUMNS, 0)
+    for status, count, *sums in result:
+        by_status[status] = count
+        for name, value in zip(_DELIVERY_COLUMNS, sums, strict=True):
+            deliveries[name] += value
+    for status, count in by_status.items():
+        metrics.broadcasts.labels(status).set(count)
+    for name, value in deliveries.items():
+        metrics.deliveries.labels(name).set(value)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (admin, or anyone when METRICS_PUBLIC is true)",
+    response_class=Response,
+    dependencies=[Depends(metrics_reader)],
+)
+async def metrics(
+    session: Session, app_metrics: Annotated[AppMetrics, Depends(get_metrics)]
+) -> Response:
+    await _count_broadcasts(session, app_metrics)
+    return Response(app_metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
