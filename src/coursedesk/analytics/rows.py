@@ -5,23 +5,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Text, cast, func, literal, select
+from sqlalchemy import ColumnElement, Select, Subquery, Text, cast, func, literal, select
 
 from coursedesk.analytics.models import UserSummary
 from coursedesk.sources.models import Booking, Course, Event, FreeLessonRegistration
+
+
+def _latest(
+    model: type[Booking] | type[Event],
+    conditions: tuple[ColumnElement[bool], ...],
+    limit: int | None,
+) -> Subquery:
+    """The newest `limit` rows of `model` matching `conditions`, as a set to join to."""
+    return (
+        select(model)
+        .where(*conditions)
+        .order_by(model.created_at.desc(), model.id.desc())
+        .limit(limit)
+        .subquery()
+    )
 
 
 def booking_rows(
     *conditions: ColumnElement[bool], limit: int | None = None
 ) -> Select[*tuple[Any, ...]]:
     """Bookings with their course's name, `Course <id>` when courses has no row for it."""
-    latest = (
-        select(Booking)
-        .where(*conditions)
-        .order_by(Booking.created_at.desc(), Booking.id.desc())
-        .limit(limit)
-        .subquery()
-    )
+    latest = _latest(Booking, conditions, limit)
     return (
         select(
             latest.c.id,
@@ -47,13 +56,7 @@ def event_rows(
     *conditions: ColumnElement[bool], limit: int | None = None
 ) -> Select[*tuple[Any, ...]]:
     """Events with the current username of their user."""
-    latest = (
-        select(Event)
-        .where(*conditions)
-        .order_by(Event.created_at.desc(), Event.id.desc())
-        .limit(limit)
-        .subquery()
-    )
+    latest = _latest(Event, conditions, limit)
     return (
         select(
             latest.c.id,
