@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -121,7 +120,8 @@ async def _count_broadcasts(session: AsyncSession, metrics: AppMetrics) -> None:
     dependencies=[Depends(metrics_reader)],
 )
 async def metrics(
-    session: Session, app_metrics: Annotated[AppMetrics, Depends(get_metrics)]
+    request: Request, session: Session, app_metrics: Annotated[AppMetrics, Depends(get_metrics)]
 ) -> Response:
     await _count_broadcasts(session, app_metrics)
-    return Response(app_metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    body, content_type = app_metrics.exposition(request.headers.get("accept", ""))
+    return Response(body, media_type=content_type)
