@@ -6,12 +6,15 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
-from typing import Literal
+from typing import Literal, TypeVar
 
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from coursedesk.analytics.schemas import Items
+
 ExportFormat = Literal["json", "csv"]
+M = TypeVar("M", bound=BaseModel)
 
 # A cell starting with one of these is run as a formula by spreadsheet programs
 # (OWASP "CSV injection"); a leading apostrophe makes it plain text.
@@ -70,3 +73,12 @@ def models_csv(
     """A CSV of already loaded items, one column per field of `model`."""
     fields = [field.serialization_alias or name for name, field in model.model_fields.items()]
     return csv_response(filename, fields, _model_rows(fields, items))
+
+
+def listed(
+    items: list[M], output: ExportFormat, filename: str, model: type[M]
+) -> Items[M] | StreamingResponse:
+    """A list route's answer: `{"items": …}`, or a CSV download named `filename`."""
+    if output == "csv":
+        return models_csv(filename, model, items)
+    return Items(items=items)

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from coursedesk.analytics import service
-from coursedesk.analytics.export import ExportFormat, csv_response, models_csv
+from coursedesk.analytics.export import ExportFormat, csv_response, listed, models_csv
 from coursedesk.analytics.periods import (
     DEFAULT_WEEKS,
     MAX_DAYS,
@@ -89,9 +89,7 @@ async def daily(
     _: Viewer, reads: CachedRead, settings: SettingsDep, window: Window, output: Format = "json"
 ) -> Items[DailyActivity] | StreamingResponse:
     items = await reads(service.daily_activity, window, settings.app_timezone)
-    if output == "csv":
-        return models_csv(f"daily-{window.first_day}-{window.last_day}.csv", DailyActivity, items)
-    return Items(items=items)
+    return listed(items, output, f"daily-{window.first_day}-{window.last_day}.csv", DailyActivity)
 
 
 @router.get(
@@ -104,9 +102,7 @@ async def user_growth(
     _: Viewer, reads: CachedRead, settings: SettingsDep, window: Window, output: Format = "json"
 ) -> Items[GrowthDay] | StreamingResponse:
     items = await reads(service.user_growth, window, settings.app_timezone)
-    if output == "csv":
-        return models_csv(f"growth-{window.first_day}-{window.last_day}.csv", GrowthDay, items)
-    return Items(items=items)
+    return listed(items, output, f"growth-{window.first_day}-{window.last_day}.csv", GrowthDay)
 
 
 @router.get(
@@ -119,9 +115,7 @@ async def courses(
     _: Viewer, reads: CachedRead, output: Format = "json"
 ) -> Items[CourseFigures] | StreamingResponse:
     items = await reads(service.course_figures)
-    if output == "csv":
-        return models_csv("courses.csv", CourseFigures, items)
-    return Items(items=items)
+    return listed(items, output, "courses.csv", CourseFigures)
 
 
 @router.get(
@@ -134,9 +128,7 @@ async def streams(
     _: Viewer, reads: CachedRead, output: Format = "json"
 ) -> Items[StreamFigures] | StreamingResponse:
     items = await reads(service.stream_figures)
-    if output == "csv":
-        return models_csv("streams.csv", StreamFigures, items)
-    return Items(items=items)
+    return listed(items, output, "streams.csv", StreamFigures)
 
 
 @router.get(
@@ -152,9 +144,7 @@ async def top_events(
     output: Format = "json",
 ) -> Items[EventTypeFigures] | StreamingResponse:
     items = await reads(service.top_events, limit)
-    if output == "csv":
-        return models_csv("top-events.csv", EventTypeFigures, items)
-    return Items(items=items)
+    return listed(items, output, "top-events.csv", EventTypeFigures)
 
 
 @router.get(
@@ -170,9 +160,7 @@ async def recent_events(
     output: Format = "json",
 ) -> Items[EventRow] | StreamingResponse:
     items = await reads(service.recent_events, limit)
-    if output == "csv":
-        return models_csv("recent-events.csv", EventRow, items)
-    return Items(items=items)
+    return listed(items, output, "recent-events.csv", EventRow)
 
 
 @router.get(
@@ -188,9 +176,7 @@ async def recent_bookings(
     output: Format = "json",
 ) -> Items[BookingRow] | StreamingResponse:
     items = await reads(service.recent_bookings, limit)
-    if output == "csv":
-        return models_csv("recent-bookings.csv", BookingRow, items)
-    return Items(items=items)
+    return listed(items, output, "recent-bookings.csv", BookingRow)
 
 
 @router.get(
@@ -203,9 +189,7 @@ async def referrals(
     _: Viewer, reads: CachedRead, output: Format = "json"
 ) -> Items[ReferralFigures] | StreamingResponse:
     items = await reads(service.referral_figures)
-    if output == "csv":
-        return models_csv("referrals.csv", ReferralFigures, items)
-    return Items(items=items)
+    return listed(items, output, "referrals.csv", ReferralFigures)
 
 
 @router.get(
@@ -221,9 +205,7 @@ async def free_lessons(
     output: Format = "json",
 ) -> Items[FreeLessonRow] | StreamingResponse:
     items = await reads(service.recent_free_lessons, limit)
-    if output == "csv":
-        return models_csv("free-lessons.csv", FreeLessonRow, items)
-    return Items(items=items)
+    return listed(items, output, "free-lessons.csv", FreeLessonRow)
 
 
 @router.get(
@@ -240,9 +222,7 @@ async def lesson_conversion(
     _: Viewer, reads: CachedRead, output: Format = "json"
 ) -> Items[LessonConversion] | StreamingResponse:
     items = await reads(service.lesson_conversion)
-    if output == "csv":
-        return models_csv("lesson-conversion.csv", LessonConversion, items)
-    return Items(items=items)
+    return listed(items, output, "lesson-conversion.csv", LessonConversion)
 
 
 @router.get(

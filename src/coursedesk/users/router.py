@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
 
-from coursedesk.analytics.export import ExportFormat, csv_response, models_csv
+from coursedesk.analytics.export import ExportFormat, csv_response, listed
 from coursedesk.analytics.schemas import BookingRow, EventRow, FreeLessonRow, Items
 from coursedesk.users import service
 from coursedesk.users.schemas import (
@@ -100,9 +100,7 @@ async def user_bookings(
     _: Viewer, session: ReadSession, user_id: UserId, output: Format = "json"
 ) -> Items[BookingRow] | StreamingResponse:
     items = await service.user_bookings(session, user_id)
-    if output == "csv":
-        return models_csv(f"user-{user_id}-bookings.csv", BookingRow, items)
-    return Items(items=items)
+    return listed(items, output, f"user-{user_id}-bookings.csv", BookingRow)
 
 
 @router.get(
@@ -118,9 +116,7 @@ async def user_events(
     output: Format = "json",
 ) -> Items[EventRow] | StreamingResponse:
     items = await service.user_events(session, user_id, limit)
-    if output == "csv":
-        return models_csv(f"user-{user_id}-events.csv", EventRow, items)
-    return Items(items=items)
+    return listed(items, output, f"user-{user_id}-events.csv", EventRow)
 
 
 @router.get(
@@ -132,9 +128,7 @@ async def user_free_lessons(
     _: Viewer, session: ReadSession, user_id: UserId, output: Format = "json"
 ) -> Items[FreeLessonRow] | StreamingResponse:
     items = await service.user_free_lessons(session, user_id)
-    if output == "csv":
-        return models_csv(f"user-{user_id}-free-lessons.csv", FreeLessonRow, items)
-    return Items(items=items)
+    return listed(items, output, f"user-{user_id}-free-lessons.csv", FreeLessonRow)
 
 
 @router.put(
