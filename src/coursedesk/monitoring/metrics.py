@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coursedesk.cache.answers import AnswerCache
 from coursedesk.db.engine import Database
+from coursedesk.monitoring.broadcast_figures import BroadcastTotals
 from coursedesk.monitoring.pools import database_pools
 from coursedesk.monitoring.queries import QueryMonitor
 
@@ -43,13 +44,13 @@ class AppMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.broadcasts = Gauge(
+        self._broadcasts = Gauge(
             "coursedesk_broadcasts",
             "Broadcasts in the database, by status",
             ["status"],
             registry=self.registry,
         )
-        self.deliveries = Gauge(
+        self._deliveries = Gauge(
             "coursedesk_broadcast_recipients",
             "Recipients of all broadcasts in the database, by delivery status",
             ["delivery_status"],
@@ -60,6 +61,12 @@ class AppMetrics:
         method = method if method in METHODS else "OTHER"
         self._requests.labels(method, route, str(status)).inc()
         self._latency.labels(method, route).observe(seconds)
+
+    def show_broadcasts(self, totals: BroadcastTotals) -> None:
+        for status, count in totals.broadcasts.items():
+            self._broadcasts.labels(status).set(count)
+        for status, count in totals.recipients.items():
+            self._deliveries.labels(status).set(count)
 
     def watch(self, figures: LiveFigures) -> Callable[[], None]:
         """Read `figures` at every scrape until the function answered is called."""

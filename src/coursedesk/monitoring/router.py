@@ -6,14 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursedesk.accounts.roles import Role
 from coursedesk.accounts.service import Principal
-from coursedesk.broadcasts.models import MESSAGE_STATUSES, MessageHistory
 from coursedesk.cache.answers import AnswerCache, CacheFigures
 from coursedesk.db.engine import Database
+from coursedesk.monitoring.broadcast_figures import broadcast_totals
 from coursedesk.monitoring.metrics import AppMetrics
 from coursedesk.monitoring.pools import database_pools
 from coursedesk.monitoring.queries import QueryMonitor, QueryReport
@@ -29,16 +27,6 @@ from coursedesk.web.deps import (
 )
 
 router = APIRouter(tags=["system"])
-
-# Each broadcast's per-status counts are kept by a trigger, so these sums read one row
-# per broadcast rather than every recipient.
-_DELIVERY_COLUMNS = {
-    "pending": MessageHistory.pending_deliveries,
-    "sent": MessageHistory.successful_deliveries,
-    "failed": MessageHistory.failed_deliveries,
-    "cancelled": MessageHistory.cancelled_deliveries,
-    "deleted": MessageHistory.deleted_deliveries,
-}
 
 
 def get_queries(request: Request) -> QueryMonitor:
@@ -96,23 +84,6 @@ async def cache_figures(
     return cache.figures()
 
 
-async def _count_broadcasts(session: AsyncSession, metrics: AppMetrics) -> None:
-    columns = [func.coalesce(func.sum(column), 0) for column in _DELIVERY_COLUMNS.values()]
-    result = await session.execute(
-        select(MessageHistory.status, func.count(), *columns).group_by(MessageHistory.status)
-    )
-    by_status = dict.fromkeys(MESSAGE_STATUSES, 0)
-    deliveries = dict.fromkeys(_DELIVERY_COLUMNS, 0)
-    for status, count, *sums in result:
-        by_status[status] = count
-        for name, value in zip(_DELIVERY_COLUMNS, sums, strict=True):
-            deliveries[name] += value
-    for status, count in by_status.items():
-        metrics.broadcasts.labels(status).set(count)
-    for name, value in deliveries.items():
-        metrics.deliveries.labels(name).set(value)
-
-
 @router.get(
     "/metrics",
     summary="Prometheus metrics (admin, or anyone when METRICS_PUBLIC is true)",
@@ -122,6 +93,6 @@ async def _count_broadcasts(session: AsyncSession, metrics: AppMetrics) -> None:
 async def metrics(
     request: Request, session: Session, app_metrics: Annotated[AppMetrics, Depends(get_metrics)]
 ) -> Response:
-    await _count_broadcasts(session, app_metrics)
+    app_metrics.show_broadcasts(await broadcast_totals(session))
     body, content_type = app_metrics.exposition(request.headers.get("accept", ""))
     return Response(body, media_type=content_type)
