@@ -10,6 +10,8 @@ import pytest
 from users_data import Insert
 
 from coursedesk.db.datagen.rows import booking_row, free_lesson_row
+from coursedesk.sources.models import BOOKING_CONFIRMED
+from coursedesk.users import queries
 
 BIG_ID = 9_007_199_254_740_993  # above 2^53 too
 NAMES = {
@@ -96,6 +98,41 @@ async def test_search_answers_briefs_newest_first(
     ]
     blank = await client.get("/api/users/search?q=", headers=viewer_headers)
     assert [u["user_id"] for u in blank.json()["items"]][:2] == [BIG_ID, 4567]
+
+
+@pytest.mark.parametrize("q", ["o", "n", "_", "4567", "@anna", "zz"])
+@pytest.mark.parametrize("filters", ["", "&status=pending", "&stream=JS-1"])
+async def test_pages_agree_whichever_index_answers_them(
+    client: httpx.AsyncClient,
+    viewer_headers: dict[str, str],
+    named: None,
+    add_bookings: Insert,
+    monkeypatch: pytest.MonkeyPatch,
+    q: str,
+    filters: str,
+) -> None:
+    """A page within the most recent users is looked for in the first_seen index, any
+    other through the trigram indexes: one user at a time through a window of four
+    recent users, the pages give the users of one big page, in its order."""
+    later = datetime(2024, 6, 2, tzinfo=UTC)
+    add_bookings(
+        booking_row(3, confirmed=BOOKING_CONFIRMED, course_stream="JS-1", created_at=later,
+                    username="under_score", first_name="O'Neil")
+    )  # fmt: skip
+    search = f"/api/users?search={quote(q)}{filters}"
+    whole = (await client.get(f"{search}&limit=500", headers=viewer_headers)).json()
+    expected = [user["user_id"] for user in whole["items"]]
+
+    monkeypatch.setattr(queries, "RECENT_USERS", 4)
+    paged: list[int] = []
+    for offset in range(len(expected) + 1):
+        page = await client.get(f"{search}&limit=1&offset={offset}", headers=viewer_headers)
+        assert page.json()["total"] == len(expected)
+        paged += [user["user_id"] for user in page.json()["items"]]
+    assert paged == expected
+    if not filters:
+        briefs = await client.get(f"/api/users/search?q={quote(q)}&limit=2", headers=viewer_headers)
+        assert [user["user_id"] for user in briefs.json()["items"]] == expected[:2]
 
 
 @pytest.mark.parametrize(

@@ -55,7 +55,13 @@ class UserSummary(Base):
 
     __tablename__ = "user_summaries"
     __table_args__ = (
-        Index("ix_user_summaries_first_seen_user_id", "first_seen", "user_id"),
+        # Carries the names, so that the most recent users are searched in the index alone.
+        Index(
+            "ix_user_summaries_first_seen_user_id",
+            "first_seen",
+            "user_id",
+            postgresql_include=["username", "first_name"],
+        ),
         Index("ix_user_summaries_status_first_seen_user_id", "status", "first_seen", "user_id"),
         Index(
             "ix_user_summaries_course_stream_first_seen_user_id",

@@ -4,7 +4,9 @@ A page of search results is looked for among the most recent users first: a comm
 term fills the page there at once. Only when it does not are all matches found through
 the trigram and name-gram indexes, and sorted; the planner cannot tell these cases
 apart from the text alone, and walking the first_seen index for a rare term reads the
-whole table.
+whole table. The first_seen index carries the names, so the most recent users are
+searched in the index alone, and pages are picked by key there before their rows are
+read: a rare term, or a page deep in the list, reads only the rows it answers.
 """
 
 from __future__ import annotations
@@ -39,26 +41,30 @@ def escape_like(term: str) -> str:
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _contains(source: FromClause, column: str, term: str) -> ColumnElement[bool]:
-    """`column` holds `term`, ignoring case. A term of one or two characters is first
-    looked up among the name grams, since the trigram indexes cannot serve it."""
+def _contains(source: FromClause, column: str, term: str, *, grams: bool) -> ColumnElement[bool]:
+    """`column` holds `term`, ignoring case. With `grams`, a term of one or two
+    characters is first looked up among the name grams, since the trigram indexes
+    cannot serve it."""
     condition = source.c[column].ilike(f"%{escape_like(term)}%", escape="\\")
-    if len(term) > SHORT_TERM:
+    if not grams or len(term) > SHORT_TERM:
         return condition
     return and_(source.c.name_grams.contains(array([func.lower(term)])), condition)
 
 
-def search_condition(query: str, source: FromClause = SUMMARIES) -> ColumnElement[bool] | None:
+def search_condition(
+    query: str, source: FromClause = SUMMARIES, *, grams: bool = True
+) -> ColumnElement[bool] | None:
     """SPEC §4 search: a case-insensitive substring of the username (a leading @ in the
     query ignored) or of first_name; a query of digits also matches user_id exactly.
-    None for a blank query."""
+    None for a blank query. `grams=False` leaves out the name-gram test, which only
+    helps the index, for a source without the name_grams column."""
     term = query.strip()
     if not term:
         return None
-    conditions = [_contains(source, "first_name", term)]
+    conditions = [_contains(source, "first_name", term, grams=grams)]
     username_term = term.removeprefix("@")
     if username_term:
-        conditions.append(_contains(source, "username", username_term))
+        conditions.append(_contains(source, "username", username_term, grams=grams))
     if term.isascii() and term.isdigit() and int(term) <= BIGINT_MAX:
         conditions.append(source.c.user_id == int(term))
     return or_(*conditions)
@@ -78,11 +84,16 @@ class UserFilter:
         conditions: list[ColumnElement[bool]] = []
         if self.search and (matches := search_condition(self.search, source)) is not None:
             conditions.append(matches)
+        return conditions + self.filters(source)
+
+    def filters(self, source: FromClause = SUMMARIES) -> list[ColumnElement[bool]]:
+        """The conditions other than the search: stream and status."""
+        filters: list[ColumnElement[bool]] = []
         if self.stream:
-            conditions.append(source.c.course_stream == self.stream)
+            filters.append(source.c.course_stream == self.stream)
         if self.status:
-            conditions.append(source.c.status == self.status)
-        return conditions
+            filters.append(source.c.status == self.status)
+        return filters
 
 
 def _newest_first(source: FromClause) -> tuple[ColumnElement[Any], ...]:
@@ -130,12 +141,14 @@ USER_COLUMNS = (
     "events_count",
     "free_lessons_count",
 )
-SEARCHED_COLUMNS = (*USER_COLUMNS, "name_grams")
+# ix_user_summaries_first_seen_user_id: its key, then the names it carries.
+NEWEST_INDEX_COLUMNS = ("first_seen", "user_id", "username", "first_name")
 
 
 def _recent_users() -> FromClause:
+    """The RECENT_USERS most recent users, as much of them as the first_seen index holds."""
     return (
-        select(*(SUMMARIES.c[name] for name in SEARCHED_COLUMNS))
+        select(*(SUMMARIES.c[name] for name in NEWEST_INDEX_COLUMNS))
         .order_by(*_newest_first(SUMMARIES))
         .limit(RECENT_USERS)
         .subquery("recent")
@@ -163,17 +176,31 @@ class PageQuery:
     offset: int = 0
 
     def recent(self) -> Select[*tuple[Any, ...]] | None:
-        if not self.matching.searching or self.offset + self.limit > RECENT_USERS:
+        """The page among the most recent users, whose names are matched in the index
+        alone; None without a search, or for a page beyond them."""
+        if not self.matching.search or self.offset + self.limit > RECENT_USERS:
             return None
-        source = _recent_users()
-        return self._page(self.shape(source).where(*self.matching.conditions(source)), source)
+        recent = _recent_users()
+        matches = search_condition(self.matching.search, recent, grams=False)
+        if matches is None:
+            return None
+        keys = select(recent.c.first_seen, recent.c.user_id).where(matches).subquery("matches")
+        return self._page(self._rows_of(keys).where(*self.matching.filters()), keys)
 
     def everywhere(self) -> Select[*tuple[Any, ...]]:
         if not self.matching.searching:
-            rows = self.shape(SUMMARIES).where(*self.matching.conditions())
-            return self._page(rows, SUMMARIES)
+            keys = select(SUMMARIES.c.first_seen, SUMMARIES.c.user_id).where(
+                *self.matching.filters()
+            )
+            page = self._page(keys, SUMMARIES).subquery("page")
+            return self._rows_of(page).order_by(*_newest_first(page))
         source = _all_matches(self.matching)
         return self._page(self.shape(source), source)
+
+    def _rows_of(self, keys: FromClause) -> Select[*tuple[Any, ...]]:
+        """The rows of the users in `keys`: picked by key in an index first, so that only
+        the rows answered are read from the table."""
+        return self.shape(SUMMARIES).join(keys, keys.c.user_id == SUMMARIES.c.user_id)
 
     def _page(self, rows: Select[*tuple[Any, ...]], source: FromClause) -> Select[*tuple[Any, ...]]:
         return rows.order_by(*_newest_first(source)).limit(self.limit).offset(self.offset)
