@@ -112,6 +112,8 @@ class AnswerCache:
 
     async def invalidate(self) -> None:
         """Drop every answer: the data behind them has changed."""
+        if self._store is None:
+            return
         self._invalidations += 1
         self._invalidation_owed = True
         await self._safely(None)
@@ -122,6 +124,8 @@ class AnswerCache:
         Reads of this process wait for it to finish, so a page read after a write never
         gets an answer from before it.
         """
+        if self._store is None:
+            return
         task = asyncio.get_running_loop().create_task(self.invalidate())
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
