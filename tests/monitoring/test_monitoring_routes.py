@@ -85,7 +85,7 @@ async def test_metrics_need_an_admin_unless_public(
             assert (await anyone.get("/metrics")).status_code == 200
 
 
-async def test_openmetrics_is_served_to_scrapers_that_ask_for_it(
+async def test_openmetrics_is_served_to_scrapers_that_ask_for_it_and_text_otherwise(
     client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:
     answer = await client.get(
@@ -93,6 +93,10 @@ async def test_openmetrics_is_served_to_scrapers_that_ask_for_it(
     )
     assert answer.headers["content-type"].startswith("application/openmetrics-text")
     assert answer.text.endswith("# EOF\n")
+    for malformed in ("application/openmetrics-text; version=abc", "text/plain; version=x.y"):
+        answer = await client.get("/metrics", headers={**admin_headers, "Accept": malformed})
+        assert answer.status_code == 200
+        assert answer.headers["content-type"].startswith("text/plain; version=0.0.4")
 
 
 async def test_metrics_cover_requests_queries_pools_cache_and_broadcasts(

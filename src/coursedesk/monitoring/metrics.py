@@ -75,8 +75,11 @@ class AppMetrics:
 
     def exposition(self, accept: str) -> tuple[bytes, str]:
         """The figures in the format the scraper accepts (OpenMetrics or Prometheus text),
-        and its content type."""
-        encode, content_type = choose_encoder(accept)
+        and its content type; a malformed Accept header gets Prometheus text."""
+        try:
+            encode, content_type = choose_encoder(accept)
+        except (TypeError, ValueError):  # the client library trips on versions like `x.y`
+            encode, content_type = choose_encoder("")
         return encode(self.registry), content_type
 
 
