@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
@@ -61,6 +62,12 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis:// URL")
+        try:
+            port = urlsplit(value).port
+        except ValueError as exc:
+            raise ValueError(f"not a usable Redis URL ({exc})") from None
+        if port == 0:
+            raise ValueError("not a usable Redis URL (port 0)")
         return value
 
     @field_validator("telegram_api_base_url")

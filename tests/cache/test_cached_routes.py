@@ -162,3 +162,14 @@ def test_the_ttl_defaults_to_five_seconds(monkeypatch: pytest.MonkeyPatch) -> No
     assert load_settings().cache_ttl_seconds == 5
     monkeypatch.setenv("CACHE_TTL_SECONDS", "2.5")
     assert load_settings().cache_ttl_seconds == 2.5
+
+
+@pytest.mark.parametrize(
+    "value", ["http://127.0.0.1:6379", "redis://127.0.0.1:port", "redis://127.0.0.1:70000"]
+)
+def test_a_redis_url_that_cannot_work_is_refused_at_start(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_URL", value)
+    with pytest.raises(ConfigError, match=r"^REDIS_URL: "):
+        load_settings()
