@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from broadcast_helpers import UserRow, add_users, rows, scalar, send_broadcast
-from sqlalchemy import Engine
+from broadcast_helpers import UserRow, add_users, figures_agree, rows, scalar, send_broadcast
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError
+
+from coursedesk.broadcasts import audiences
+from coursedesk.broadcasts.audiences import AllUsers
+from coursedesk.broadcasts.service import create_broadcast
+from coursedesk.db.engine import Database
 
 CONFIRMED, PENDING, CANCELLED = 2, 1, -1
 
@@ -154,3 +160,34 @@ async def test_creating_a_broadcast_is_audited(
     assert (entry.target_type, entry.target_id) == ("message", str(answer["message_id"]))
     assert entry.after["total_recipients"] == 7
     assert entry.after["audience"] == {"type": "all"}
+
+
+@pytest.mark.parametrize("may_skip_row_checks", [True, False])
+async def test_recipients_are_counted_and_checked_whichever_way_they_are_inserted(
+    users: None,
+    database: Database,
+    sync_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    may_skip_row_checks: bool,
+) -> None:
+    """A role that may not skip the foreign-key checks gets the plain insert, same result."""
+    if not may_skip_row_checks:
+        monkeypatch.setattr(audiences, "CAN_SKIP_ROW_TRIGGERS", text("SELECT false"))
+    async with database.transaction() as session:
+        created = await create_broadcast(
+            session, text="Hi", audience=AllUsers(type="all"), actor="test"
+        )
+        role = await session.scalar(text("SHOW session_replication_role"))
+    assert role == "origin"
+    assert created.total_recipients == 7
+    figures_agree(sync_engine, created.message_id)
+    with pytest.raises(IntegrityError), sync_engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO message_recipients (message_id, user_id) VALUES (:m, 1)"),
+            {"m": created.message_id + 1},
+        )
+    with sync_engine.begin() as connection:
+        connection.execute(
+            text("DELETE FROM message_history WHERE id = :m"), {"m": created.message_id}
+        )
+    assert scalar(sync_engine, "SELECT count(*) FROM message_recipients") == 0

@@ -15,7 +15,6 @@ rather than used late, for the same reason.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from collections import deque
@@ -68,16 +67,8 @@ class Pacer:
     onto it at each round trip, so hosts whose clocks disagree still share one schedule.
     """
 
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        rate: float,
-        *,
-        grant_size: int | None = None,
-        interrupt: asyncio.Event | None = None,
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, rate: float, *, grant_size: int | None = None) -> None:
         self._engine = engine
-        self._interrupt = interrupt or asyncio.Event()
         self.spacing = 1.0 / (rate * SPACING_MARGIN)
         self.grant_size = grant_size or max(
             1, min(MAX_GRANT, math.ceil(rate * GRANT_HORIZON_SECONDS))
@@ -86,6 +77,12 @@ class Pacer:
         self._paused_until = 0.0
         self._database_offset: float | None = None
         self._prefetch: asyncio.Task[None] | None = None
+        self._interrupted = False
+        self._sleeper: asyncio.Future[None] | None = None
+        self.used = 0
+        """Slots this process sent in."""
+        self.missed = 0
+        """Slots this process reached too late, or that fell inside a pause."""
 
     @staticmethod
     def _now() -> float:
@@ -116,51 +113,81 @@ class Pacer:
             await send_signal(connection, SignalKind.paused, float(row.paused_until))
         log.warning("Telegram asked to slow down: every worker pauses for %.1f s", seconds)
 
-    async def _take_slots(self) -> None:
+    async def _take_slots(self, count: int) -> None:
         started = self._now()
         async with self._engine.begin() as connection:
             row = (
-                await connection.execute(
-                    TAKE_SLOTS, {"count": self.grant_size, "spacing": self.spacing}
-                )
+                await connection.execute(TAKE_SLOTS, {"count": count, "spacing": self.spacing})
             ).one()
         received = self._now()
         # The database read its clock about halfway through the round trip.
         self._database_offset = float(row.now) - (started + received) / 2
         self.learn_pause(float(row.paused_until))
         first = self._to_local(float(row.first_slot))
-        self._slots.extend(first + index * self.spacing for index in range(self.grant_size))
+        self._slots.extend(first + index * self.spacing for index in range(count))
 
-    async def _refill(self) -> None:
+    async def _refill(self, demand: int) -> None:
         if self._prefetch is not None:
             prefetch, self._prefetch = self._prefetch, None
             await prefetch
         if not self._slots:
-            await self._take_slots()
+            await self._take_slots(min(self.grant_size, demand))
 
-    def _prefetch_if_low(self) -> None:
-        # A one-slot pacer (a test send) takes exactly what it uses.
-        if self.grant_size == 1:
+    def _prefetch_if_low(self, demand: int) -> None:
+        """Take the next grant while this one lasts, if the work waiting needs more slots.
+
+        Slots are taken for no more messages than wait here, so that a worker near the
+        end of its work does not hold slots that the other workers could have used.
+        """
+        if self.grant_size == 1 or self._prefetch is not None:
             return
-        if self._prefetch is None and len(self._slots) <= self.grant_size // 2:
-            self._prefetch = asyncio.create_task(self._take_slots(), name="pacer-prefetch")
+        wanted = min(self.grant_size, demand - len(self._slots))
+        if len(self._slots) <= self.grant_size // 2 and wanted > 0:
+            self._prefetch = asyncio.create_task(self._take_slots(wanted), name="pacer-prefetch")
 
-    async def wait_for_slot(self) -> bool:
-        """Wait until this process may send one message; False if interrupted first."""
-        while not self._interrupt.is_set():
+    def interrupt(self) -> None:
+        """Stop waiting for slots: wait_for_slot answers False from now on."""
+        self._interrupted = True
+        if self._sleeper is not None and not self._sleeper.done():
+            self._sleeper.set_result(None)
+
+    async def _sleep_until(self, moment: float) -> None:
+        """Sleep until `moment` on the loop's clock, or until interrupted.
+
+        One timer and one future: cheaper than asyncio.wait_for, which starts a task,
+        and this runs once for every message sent.
+        """
+        loop = asyncio.get_running_loop()
+        sleeper: asyncio.Future[None] = loop.create_future()
+        timer = loop.call_at(moment, _wake, sleeper)
+        self._sleeper = sleeper
+        try:
+            await sleeper
+        finally:
+            timer.cancel()
+            self._sleeper = None
+
+    async def wait_for_slot(self, demand: int = 1) -> bool:
+        """Wait until this process may send one message; False once interrupted.
+
+        `demand` is how many messages wait to be sent here, this one included.
+        """
+        while not self._interrupted:
             if not self._slots:
-                await self._refill()
+                await self._refill(demand)
                 continue
             slot = self._slots.popleft()
             now = self._now()
             if slot < self._paused_until or now - slot > LATE_TOLERANCE_SECONDS:
+                self.missed += 1
                 continue
             if slot > now:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._interrupt.wait(), slot - now)
-                if self._interrupt.is_set() or self._now() < self._paused_until:
+                await self._sleep_until(slot)
+                if self._interrupted or self._now() < self._paused_until:
+                    self.missed += 1
                     continue
-            self._prefetch_if_low()
+            self.used += 1
+            self._prefetch_if_low(demand - 1)
             return True
         return False
 
@@ -172,3 +199,8 @@ class Pacer:
                 await prefetch
             except Exception as exc:  # the grant only mattered to sends that will not happen
                 log.debug("slot prefetch failed at shutdown: %s", exc)
+
+
+def _wake(sleeper: asyncio.Future[None]) -> None:
+    if not sleeper.done():
+        sleeper.set_result(None)

@@ -99,7 +99,7 @@ class Sender:
         self._client = client
         self.options = options
         self._draining = asyncio.Event()
-        self.pacer = Pacer(engine, options.rate, interrupt=self._draining)
+        self.pacer = Pacer(engine, options.rate)
         self._queue: deque[Job] = deque()
         self._held: dict[tuple[JobKind, int], Job] = {}
         self._texts: dict[int, BroadcastText] = {}
@@ -206,7 +206,7 @@ class Sender:
                 self._queue.appendleft(job)
                 break
             try:
-                ready = await self.pacer.wait_for_slot()
+                ready = await self.pacer.wait_for_slot(demand=len(self._queue) + 1)
             except (DBAPIError, OSError) as exc:
                 ready = False
                 log.warning("taking a send slot failed, retrying: %s", exc)
@@ -225,6 +225,10 @@ class Sender:
 
     async def _take_permit(self) -> bool:
         """Wait for a permit; False when the worker starts stopping first."""
+        if not self._permits.locked():
+            # Free permits are taken without suspending, and without the race below.
+            await self._permits.acquire()
+            return True
         acquiring = asyncio.ensure_future(self._permits.acquire())
         draining = asyncio.ensure_future(self._draining.wait())
         await asyncio.wait({acquiring, draining}, return_when=asyncio.FIRST_COMPLETED)
@@ -390,6 +394,7 @@ class Sender:
         # Stopped by request, not cancelled: a task cancelled inside a database call can
         # leave its connection waiting on the server.
         self._draining.set()
+        self.pacer.interrupt()
         self._wake_feeder.set()
         self._queue_filled.set()
         await asyncio.gather(feeder, dispatcher, stopping, return_exceptions=True)
@@ -414,6 +419,12 @@ class Sender:
         heartbeat.cancel()
         await asyncio.gather(heartbeat, return_exceptions=True)
         await self.pacer.close()
+        log.info(
+            "worker %s sent in %d slots and missed %d (reached late or inside a pause)",
+            self.options.owner,
+            self.pacer.used,
+            self.pacer.missed,
+        )
 
     async def _release_queued(self) -> None:
         queued, self._queue = list(self._queue), deque()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from typing import Annotated
 
 import typer
+import uvloop
 
 from coursedesk.broadcasts.sender import SenderOptions
 from coursedesk.broadcasts.worker import run_worker
@@ -59,4 +61,8 @@ def worker(
             loop.add_signal_handler(number, stop.set)
         await run_worker(current, stop_event=stop, options=options)
 
-    asyncio.run(run())
+    # Everything imported so far lives as long as the process: frozen, the garbage
+    # collector stops walking it on every full pass, which cut the CPU a message costs by
+    # about a third. uvloop's event loop cuts it further (docs/benchmarks.md).
+    gc.freeze()
+    uvloop.run(run())

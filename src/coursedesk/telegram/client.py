@@ -11,9 +11,9 @@ from typing import Any
 
 from telegram import Bot
 from telegram.error import TelegramError
-from telegram.request import HTTPXRequest
 
 from coursedesk.errors import ConfigError, CoursedeskError
+from coursedesk.telegram.transport import AiohttpRequest
 
 MAX_SEND_ATTEMPTS = 5
 """Tries of one message before it is failed; 429 waits do not count as tries."""
@@ -131,7 +131,7 @@ def _error_answer(status: int, payload: bytes) -> _ErrorAnswer:
     return _ErrorAnswer(status, description, retry_after)
 
 
-class _AnswerReadingRequest(HTTPXRequest):
+class _AnswerReadingRequest(AiohttpRequest):
     """Reads error answers itself instead of leaving them to python-telegram-bot.
 
     python-telegram-bot 22 rewrites descriptions ("Bad Request: chat not found" becomes
@@ -163,9 +163,8 @@ class TelegramClient:
         self._token = token
         self._api_root = api_base_url.rstrip("/")
         self._request = _AnswerReadingRequest(
-            connection_pool_size=pool_size,
+            connection_limit=pool_size,
             read_timeout=timeout,
-            write_timeout=timeout,
             connect_timeout=timeout,
             pool_timeout=timeout,
         )

@@ -1,14 +1,21 @@
-"""The stand-in as an ASGI app: the Bot API at /bot{token}/{method}, its controls at /_control."""
+"""The stand-in as an ASGI app: the Bot API at /bot{token}/{method}, its controls at /_control.
+
+Bot API calls skip Starlette's routing and request objects: a worker's benchmark sends
+thousands of messages a second through this one process, and the plain ASGI path costs
+about half as much CPU per call. The controls are ordinary Starlette routes.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from coursedesk.telegram.standin.core import BotApiError, BotApiStandin
 from coursedesk.telegram.standin.faults import FaultsError
@@ -16,7 +23,7 @@ from coursedesk.telegram.standin.faults import FaultsError
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
-def _error_answer(error: BotApiError) -> JSONResponse:
+def _error_body(error: BotApiError) -> dict[str, object]:
     body: dict[str, object] = {
         "ok": False,
         "error_code": error.status,
@@ -24,27 +31,69 @@ def _error_answer(error: BotApiError) -> JSONResponse:
     }
     if error.retry_after is not None:
         body["parameters"] = {"retry_after": error.retry_after}
-    return JSONResponse(body, status_code=error.status)
+    return body
 
 
-async def _read_parameters(request: Request) -> dict[str, object]:
+def _json_parameters(raw: bytes) -> dict[str, object]:
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise BotApiError(400, "Bad Request: can't parse JSON object") from None
+    if not isinstance(body, dict):
+        raise BotApiError(400, "Bad Request: JSON object expected")
+    return body
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _content_type(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return str(value.decode("latin-1").partition(";")[0].strip().lower())
+    return ""
+
+
+async def _read_parameters(scope: Scope, receive: Receive) -> dict[str, object]:
     """As the real Bot API: query string, JSON body, or urlencoded or multipart form."""
-    parameters: dict[str, object] = dict(request.query_params)
-    content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    parameters: dict[str, object] = dict(
+        parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+    )
+    content_type = _content_type(scope)
     if content_type == "application/json":
-        raw = await request.body()
-        if raw.strip():
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                raise BotApiError(400, "Bad Request: can't parse JSON object") from None
-            if not isinstance(body, dict):
-                raise BotApiError(400, "Bad Request: JSON object expected")
-            parameters.update(body)
-    elif content_type in _FORM_TYPES:
-        async with request.form() as form:
+        parameters.update(_json_parameters(await _read_body(receive)))
+    elif content_type == "application/x-www-form-urlencoded":
+        body = (await _read_body(receive)).decode()
+        parameters.update(parse_qsl(body, keep_blank_values=True))
+    elif content_type == "multipart/form-data":
+        async with Request(scope, receive).form() as form:
             parameters.update({k: v for k, v in form.items() if isinstance(v, str)})
     return parameters
+
+
+async def _answer(send: Send, status: int, body: dict[str, object]) -> None:
+    payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
 
 
 async def _read_control_body(request: Request) -> dict[str, object]:
@@ -60,17 +109,30 @@ async def _read_control_body(request: Request) -> dict[str, object]:
     return body
 
 
-def create_standin_app(standin: BotApiStandin) -> Starlette:
-    """An ASGI app serving `standin`; mount it anywhere or run it with uvicorn."""
+def _bot_api_call(path: str) -> tuple[str, str] | None:
+    """(token, method) of a path /bot{token}/{method}; None for any other path."""
+    if not path.startswith("/bot"):
+        return None
+    token, slash, method = path[4:].partition("/")
+    if not token or not slash or not method or "/" in method:
+        return None
+    return token, method
 
-    async def bot_api(request: Request) -> Response:
+
+def create_standin_app(standin: BotApiStandin) -> ASGIApp:
+    """An ASGI app serving `standin`; mount it anywhere or run it with uvicorn."""
+    controls = _control_app(standin)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        call = _bot_api_call(scope["path"]) if scope["type"] == "http" else None
+        if call is None or scope["method"] not in ("GET", "POST"):
+            await controls(scope, receive, send)
+            return
         try:
-            parameters = await _read_parameters(request)
-            result: object = standin.call(
-                request.path_params["token"], request.path_params["method"], parameters
-            )
+            parameters = await _read_parameters(scope, receive)
+            result: object = standin.call(*call, parameters)
         except ClientDisconnect:
-            return Response(status_code=400)
+            return
         except BotApiError as error:
             result = error
         # The call takes effect before the delay, so a client that times out waiting may
@@ -79,9 +141,14 @@ def create_standin_app(standin: BotApiStandin) -> Starlette:
         if delay:
             await asyncio.sleep(delay)
         if isinstance(result, BotApiError):
-            return _error_answer(result)
-        return JSONResponse({"ok": True, "result": result})
+            await _answer(send, result.status, _error_body(result))
+        else:
+            await _answer(send, 200, {"ok": True, "result": result})
 
+    return app
+
+
+def _control_app(standin: BotApiStandin) -> Starlette:
     async def faults(request: Request) -> JSONResponse:
         if request.method == "POST":
             try:
@@ -105,7 +172,6 @@ def create_standin_app(standin: BotApiStandin) -> Starlette:
 
     return Starlette(
         routes=[
-            Route("/bot{token}/{method}", bot_api, methods=["GET", "POST"]),
             Route("/_control/faults", faults, methods=["GET", "POST"]),
             Route("/_control/log", log, methods=["GET"]),
             Route("/_control/reset", reset, methods=["POST"]),
