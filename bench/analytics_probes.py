@@ -92,6 +92,8 @@ def _search_query(term: str, limit: int) -> NaiveQuery:
 def dashboard_probes(data: BenchData) -> list[Probe]:
     window = {"first_day": data.first_day, "last_day": data.last_day, "tz": data.timezone}
     return [
+        # The floor under every route: the token looked up in the database, a small answer.
+        Probe("/api/me"),
         Probe("/api/stats", FIGURE_GOAL, NaiveQuery("dashboard_stats")),
         Probe(
             route_path("/api/stats/daily", days=DAYS),
