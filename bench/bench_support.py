@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import socket
 import tempfile
@@ -27,7 +29,15 @@ def server_admin_url() -> str:
     if given:
         return server_url(libpq_url(given), "postgres")
     home = Path(tempfile.mkdtemp(prefix="coursedesk-bench-"))
+    # Registered before the server's own exit handler, so it runs after it: once the
+    # server has stopped and deleted its data, only the empty directory is left.
+    atexit.register(_remove_if_empty, home)
     return server_url(libpq_url(start_embedded(home / "pgdata", delete_on_exit=True)), "postgres")
+
+
+def _remove_if_empty(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        directory.rmdir()
 
 
 def recreate_database(admin_url: str, name: str) -> None:
