@@ -181,6 +181,35 @@ def run_broadcast(url: str, standin: Standin, rate: float, workers: int) -> dict
     return rate_figures(standin.send_times())
 
 
+def sent_so_far(url: str, message_id: int) -> int:
+    return int(
+        execute(
+            url,
+            "SELECT successful_deliveries + failed_deliveries FROM message_history WHERE id = %s",
+            message_id,
+        )
+    )
+
+
+def load_average() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
+def watch_memory(
+    url: str, message_id: int, worker: subprocess.Popen[bytes], limit: float | None
+) -> tuple[list[float], int, float]:
+    """The worker's RSS every half second until the broadcast is sent (or `limit` s pass):
+    the samples, how many messages went out, and in how many seconds."""
+    samples: list[float] = []
+    started = time.monotonic()
+    while limit is None or time.monotonic() - started < limit:
+        time.sleep(0.5)
+        samples.append(rss_megabytes(worker.pid))
+        if execute(url, "SELECT status FROM message_history WHERE id = %s", message_id) == "sent":
+            break
+    return samples, sent_so_far(url, message_id), time.monotonic() - started
+
+
 def rss_megabytes(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -195,14 +224,18 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--rate-messages", type=int, default=500)
     parser.add_argument("--throughput-messages", type=int, default=20_000)
-    parser.add_argument("--rss-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--rss-seconds",
+        type=float,
+        help="watch the worker's memory this long (default: until the whole broadcast is sent)",
+    )
     arguments = parser.parse_args()
     if arguments.serve_standin:
         serve_standin(arguments.serve_standin)
         return
 
     admin_url = server_admin_url()
-    results: list[tuple[str, str, str]] = []
+    results: list[tuple[str, str, str, str]] = []
     standin = Standin()
     try:
         with scratch_database(admin_url, "broadcast_bench") as url:
@@ -213,10 +246,11 @@ def main() -> None:
                 results.append(
                     (
                         f"rate kept, {workers} worker(s), {arguments.rate_messages} messages",
-                        f"{figures['sustained']:.1f}/s = {share:.1f} % of {arguments.rate:g}",
+                        f"{figures['sustained']:.2f}/s = {share:.1f} % of {arguments.rate:g}",
                         f"busiest second {figures['max_second']:.0f}, "
                         f"busiest 1 s window {figures['max_window']:.0f}, "
                         f"median second {figures['median_second']:.0f}",
+                        load_average(),
                     )
                 )
             add_users(url, arguments.rate_messages + 1, arguments.throughput_messages)
@@ -228,6 +262,7 @@ def main() -> None:
                         f"throughput, {workers} worker(s), {throughput_messages} messages",
                         f"{figures['sustained']:.0f} msg/s",
                         "stand-in unthrottled, BROADCAST_RATE 10000",
+                        load_average(),
                     )
                 )
             standin.control("reset")
@@ -243,33 +278,31 @@ def main() -> None:
                     f"audience of {total:,} recipients created",
                     f"{creating:.1f} s",
                     f"one INSERT … SELECT (loading the users took {loading:.0f} s)",
+                    load_average(),
                 )
             )
             [worker] = start_workers(url, standin, 10_000, 1)
-            peak, first_rss, started = 0.0, 0.0, time.monotonic()
             try:
-                while time.monotonic() - started < arguments.rss_seconds:
-                    time.sleep(0.5)
-                    current = rss_megabytes(worker.pid)
-                    first_rss = first_rss or current
-                    peak = max(peak, current)
+                samples, sent, seconds = watch_memory(
+                    url, message_id, worker, arguments.rss_seconds
+                )
             finally:
                 stop_workers([worker])
-            sent = execute(
-                url, "SELECT successful_deliveries FROM message_history WHERE id = %s", message_id
-            )
+            tenth = samples[len(samples) // 10]
             results.append(
                 (
-                    f"worker peak RSS on the {total:,}-recipient broadcast",
-                    f"{peak:.0f} MB",
-                    f"{first_rss:.0f} MB at start; {sent:,} sent in {arguments.rss_seconds:.0f} s",
+                    f"worker RSS sending the {total:,}-recipient broadcast",
+                    f"peak {max(samples):.0f} MB",
+                    f"{samples[0]:.0f} MB at start, {tenth:.0f} MB a tenth of the way, "
+                    f"{samples[-1]:.0f} MB at the end; {sent:,} sent in {seconds:.0f} s",
+                    load_average(),
                 )
             )
     finally:
         standin.stop()
-    width = max(len(name) for name, _, _ in results)
-    for name, figure, note in results:
-        print(f"{name:<{width}}  {figure:<40}  {note}")  # noqa: T201
+    width = max(len(name) for name, _, _, _ in results)
+    for name, figure, note, load in results:
+        print(f"{name:<{width}}  {figure:<32}  {load:<9}  {note}")  # noqa: T201
 
 
 if __name__ == "__main__":

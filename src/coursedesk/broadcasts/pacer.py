@@ -37,10 +37,11 @@ MAX_GRANT = 256
 TAKE_SLOTS = text(
     """
 -- take_send_slots: the next :count slots after every slot granted so far, never before
--- now nor inside a pause; answers the first slot and the database's clock to measure it by.
+-- now + :lead nor inside a pause; answers the first slot and the database's clock.
 UPDATE broadcast_sender_state
-SET next_slot_at = greatest(next_slot_at, clock_timestamp(), paused_until)
-                   + make_interval(secs => :count * :spacing)
+SET next_slot_at = greatest(
+        next_slot_at, clock_timestamp() + make_interval(secs => :lead), paused_until
+    ) + make_interval(secs => :count * :spacing)
 WHERE id = 1
 RETURNING extract(epoch FROM next_slot_at) - :count * :spacing AS first_slot,
           extract(epoch FROM clock_timestamp()) AS now,
@@ -76,6 +77,8 @@ class Pacer:
         self._slots: deque[float] = deque()
         self._paused_until = 0.0
         self._database_offset: float | None = None
+        self._round_trip = 0.0
+        """Seconds from asking for a grant to holding it, the last time."""
         self._prefetch: asyncio.Task[None] | None = None
         self._interrupted = False
         self._sleeper: asyncio.Future[None] | None = None
@@ -114,12 +117,24 @@ class Pacer:
         log.warning("Telegram asked to slow down: every worker pauses for %.1f s", seconds)
 
     async def _take_slots(self, count: int) -> None:
-        started = self._now()
-        async with self._engine.begin() as connection:
+        """Take `count` slots, starting late enough that the grant arrives before its first.
+
+        A grant that starts "now" on the database's clock reaches this process a round trip
+        later: on a busy machine, later than LATE_TOLERANCE_SECONDS, and its first slot
+        would be lost. So a grant starts no earlier than the last round trip allows for.
+        """
+        lead = max(0.0, self._round_trip - LATE_TOLERANCE_SECONDS)
+        async with self._engine.connect() as connection:
+            # One statement is its own transaction: one round trip, not three.
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            started = self._now()
             row = (
-                await connection.execute(TAKE_SLOTS, {"count": count, "spacing": self.spacing})
+                await autocommit.execute(
+                    TAKE_SLOTS, {"count": count, "spacing": self.spacing, "lead": lead}
+                )
             ).one()
-        received = self._now()
+            received = self._now()
+        self._round_trip = received - started
         # The database read its clock about halfway through the round trip.
         self._database_offset = float(row.now) - (started + received) / 2
         self.learn_pause(float(row.paused_until))

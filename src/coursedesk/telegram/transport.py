@@ -88,12 +88,13 @@ class AiohttpRequest(BaseRequest):
 
     def _timeout_for_call(self, read: Any, connect: Any, pool: Any) -> aiohttp.ClientTimeout:
         """The defaults, unless this call names timeouts of its own."""
-        if all(given is BaseRequest.DEFAULT_NONE for given in (read, connect, pool)):
+        default = BaseRequest.DEFAULT_NONE
+        if read is default and connect is default and pool is default:
             return self._default_timeout
         return self._timeout(
-            self._read_timeout if read is BaseRequest.DEFAULT_NONE else read,
-            self._connect_timeout if connect is BaseRequest.DEFAULT_NONE else connect,
-            self._pool_timeout if pool is BaseRequest.DEFAULT_NONE else pool,
+            self._read_timeout if read is default else read,
+            self._connect_timeout if connect is default else connect,
+            self._pool_timeout if pool is default else pool,
         )
 
     async def do_request(
