@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections import Counter
@@ -119,24 +120,43 @@ async def create_to_all(url: str) -> tuple[int, float]:
         await database.dispose()
 
 
+WORKER_LOGS: dict[int, str] = {}
+"""Each worker's log file, by process id."""
+
+
 def start_workers(
     url: str, standin: Standin, rate: float, count: int
 ) -> list[subprocess.Popen[bytes]]:
+    """`count` worker processes, each logging to a file of its own (named if it fails)."""
     environment = os.environ | {
         "DATABASE_URL": url,
         "TELEGRAM_BOT_TOKEN": TOKEN,
         "TELEGRAM_API_BASE_URL": standin.base_url,
         "BROADCAST_RATE": str(rate),
     }
-    return [
-        subprocess.Popen(
-            [sys.executable, "-m", "coursedesk", "worker"],
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(count)
-    ]
+    workers = []
+    for _ in range(count):
+        with tempfile.NamedTemporaryFile(
+            prefix="broadcast-bench-worker-", suffix=".log", delete=False
+        ) as log:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "coursedesk", "worker"],
+                env=environment,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        WORKER_LOGS[worker.pid] = log.name
+        workers.append(worker)
+    return workers
+
+
+def check_running(workers: list[subprocess.Popen[bytes]]) -> None:
+    for worker in workers:
+        if worker.poll() is not None:
+            raise RuntimeError(
+                f"worker {worker.pid} exited with code {worker.returncode}; "
+                f"its log: {WORKER_LOGS[worker.pid]}"
+            )
 
 
 def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
@@ -146,9 +166,12 @@ def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
         worker.wait(60)
 
 
-def wait_until_sent(url: str, message_id: int, limit: float) -> None:
+def wait_until_sent(
+    url: str, message_id: int, limit: float, workers: list[subprocess.Popen[bytes]]
+) -> None:
     deadline = time.monotonic() + limit
     while execute(url, "SELECT status FROM message_history WHERE id = %s", message_id) != "sent":
+        check_running(workers)
         if time.monotonic() > deadline:
             raise RuntimeError(f"broadcast {message_id} was not sent within {limit:.0f} s")
         time.sleep(0.2)
@@ -174,7 +197,7 @@ def run_broadcast(url: str, standin: Standin, rate: float, workers: int) -> dict
     message_id, _ = asyncio.run(create_to_all(url))
     running = start_workers(url, standin, rate, workers)
     try:
-        wait_until_sent(url, message_id, 600)
+        wait_until_sent(url, message_id, 600, running)
     finally:
         stop_workers(running)
     execute(url, "DELETE FROM message_history WHERE id = %s RETURNING id", message_id)
@@ -204,6 +227,7 @@ def watch_memory(
     started = time.monotonic()
     while limit is None or time.monotonic() - started < limit:
         time.sleep(0.5)
+        check_running([worker])
         samples.append(rss_megabytes(worker.pid))
         if execute(url, "SELECT status FROM message_history WHERE id = %s", message_id) == "sent":
             break
