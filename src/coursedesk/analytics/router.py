@@ -54,7 +54,7 @@ def _today(settings: Settings) -> date:
     return datetime.now(settings.timezone).date()
 
 
-def day_window(
+async def day_window(
     settings: SettingsDep,
     days: Annotated[
         int | None,

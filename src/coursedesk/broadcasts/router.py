@@ -29,7 +29,7 @@ from coursedesk.broadcasts.schemas import (
     TestSendRequest,
 )
 from coursedesk.db.engine import Database
-from coursedesk.web.deps import Operator, Session, Viewer, get_database, get_settings
+from coursedesk.web.deps import Operator, Session, Viewer, get_database, settings_of
 from coursedesk.web.errors import error_response
 
 router = APIRouter(prefix="/api/messages", tags=["broadcasts"])
@@ -104,7 +104,7 @@ async def test_send(
         result = await send_test_message(
             session,
             database.primary,
-            get_settings(request),
+            settings_of(request),
             chat_id=body.chat_id,
             text=body.text,
             parse_mode=body.parse_mode,

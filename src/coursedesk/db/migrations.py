@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -48,7 +49,15 @@ class ChecksumProblem:
 
 
 def script_directory() -> ScriptDirectory:
-    return ScriptDirectory(str(SCRIPT_LOCATION))
+    return _script_directory(SCRIPT_LOCATION)
+
+
+@cache
+def _script_directory(location: Path) -> ScriptDirectory:
+    """Alembic imports every migration file to read the folder; that is done once per
+    folder and process (the health check asks often, and the files do not change under a
+    running process)."""
+    return ScriptDirectory(str(location))
 
 
 def _config(connection: Connection) -> Config:

@@ -22,19 +22,19 @@ from coursedesk.web.deps import (
     current_principal,
     get_cache,
     get_database,
-    get_settings,
     optional_principal,
+    settings_of,
 )
 
 router = APIRouter(tags=["system"])
 
 
-def get_queries(request: Request) -> QueryMonitor:
+async def get_queries(request: Request) -> QueryMonitor:
     queries: QueryMonitor = request.app.state.queries
     return queries
 
 
-def get_metrics(request: Request) -> AppMetrics:
+async def get_metrics(request: Request) -> AppMetrics:
     metrics: AppMetrics = request.app.state.metrics
     return metrics
 
@@ -45,7 +45,7 @@ async def metrics_reader(
     principal: Annotated[Principal | None, Depends(optional_principal)],
 ) -> None:
     """Admins only, unless METRICS_PUBLIC is true."""
-    if get_settings(request).metrics_public:
+    if settings_of(request).metrics_public:
         return
     check_role(await current_principal(request, session, principal), Role.admin)
 

@@ -92,7 +92,7 @@ class Draft:
         return int(value)
 
 
-def posted_draft(
+async def posted_draft(
     text: LongText = "",
     parse_mode: ShortText = "",
     audience_type: ShortText = "all",

@@ -32,7 +32,7 @@ SQL_MAX_CHARS = 100_000
 Outcome = Literal["applied", "dry_run", "failed"]
 
 
-def migrate_statement_timeout_ms() -> int:
+async def migrate_statement_timeout_ms() -> int:
     """The statement timeout of a db-migrate run, as a dependency that tests can override."""
     return STATEMENT_TIMEOUT_MS
 

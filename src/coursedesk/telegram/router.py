@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, HTTPException, Request
 from pydantic import BaseModel
 
 from coursedesk.telegram.webhook import record_update
-from coursedesk.web.deps import Session, get_settings
+from coursedesk.web.deps import Session, settings_of
 
 router = APIRouter(prefix="/api/telegram", tags=["telegram"])
 
@@ -69,6 +69,6 @@ async def webhook(
     session: Session,
     secret: Annotated[str | None, Header(alias="X-Telegram-Bot-Api-Secret-Token")] = None,
 ) -> WebhookAnswer:
-    _check_secret(get_settings(request).telegram_webhook_secret, secret)
+    _check_secret(settings_of(request).telegram_webhook_secret, secret)
     update = _parse_update(await request.body())
     return WebhookAnswer(ok=True, recorded=await record_update(session, update))

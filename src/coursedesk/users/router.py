@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
 
 from coursedesk.analytics.export import ExportFormat, csv_response, listed
 from coursedesk.analytics.schemas import BookingRow, EventRow, FreeLessonRow, Items
+from coursedesk.db.engine import Database
 from coursedesk.users import service
 from coursedesk.users.schemas import (
     BookingEdit,
@@ -18,7 +19,7 @@ from coursedesk.users.schemas import (
     UserPage,
     UserStatus,
 )
-from coursedesk.web.deps import Operator, ReadSession, Session, Viewer
+from coursedesk.web.deps import Operator, ReadSession, Session, Viewer, get_database
 
 router = APIRouter(prefix="/api", tags=["users"])
 
@@ -53,6 +54,7 @@ Search = Annotated[
 async def list_users(
     _: Viewer,
     session: ReadSession,
+    database: Annotated[Database, Depends(get_database)],
     search: Search = None,
     stream: Annotated[str | None, Query(max_length=100)] = None,
     status: Annotated[UserStatus | Literal[""] | None, Query()] = None,
@@ -64,7 +66,7 @@ async def list_users(
         return csv_response(
             "users.csv",
             list(UserOut.model_fields),
-            service.export_users(session, search=search, stream=stream, status=status or None),
+            service.export_users(database, search=search, stream=stream, status=status or None),
         )
     return await service.list_users(
         session, search=search, stream=stream, status=status or None, limit=limit, offset=offset

@@ -16,6 +16,7 @@ from coursedesk.analytics import rows
 from coursedesk.analytics.changes import source_changes
 from coursedesk.analytics.models import UserSummary
 from coursedesk.analytics.schemas import BookingRow, EventRow, FreeLessonRow
+from coursedesk.db.engine import Database
 from coursedesk.errors import Conflict, NotFound
 from coursedesk.sources.models import BOOKING_CANCELLED, Booking, Event, FreeLessonRegistration
 from coursedesk.users import queries
@@ -62,15 +63,17 @@ async def list_users(
 
 
 async def export_users(
-    session: AsyncSession, *, search: str | None, stream: str | None, status: str | None
+    database: Database, *, search: str | None, stream: str | None, status: str | None
 ) -> AsyncIterator[list[object]]:
-    """Every matching user as the values of a CSV row, streamed from a server-side cursor."""
+    """Every matching user as the values of a CSV row, streamed from a server-side cursor
+    on a read session of its own, which lasts as long as the download does."""
     matching = queries.UserFilter(search=search, stream=stream, status=status)
-    if matching.searching:
-        await _plan_for_the_search_text(session)
-    result = await session.stream(queries.user_rows(matching))
-    async for row in result:
-        yield list(UserOut.model_validate(row).model_dump(mode="json").values())
+    async with database.read_sessions() as session:
+        if matching.searching:
+            await _plan_for_the_search_text(session)
+        result = await session.stream(queries.user_rows(matching))
+        async for row in result:
+            yield list(UserOut.model_validate(row).model_dump(mode="json").values())
 
 
 async def search_users(session: AsyncSession, query: str, limit: int) -> list[UserBrief]:

@@ -26,12 +26,20 @@ CSRF_FORM_FIELD = "csrf_token"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies are coroutines, even those that only read app state: FastAPI runs a plain
+# function in its thread pool, a hand-off that costs more than the function itself.
+
+
+def settings_of(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_database(request: Request) -> Database:
+async def get_settings(request: Request) -> Settings:
+    return settings_of(request)
+
+
+async def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 
@@ -49,24 +57,30 @@ async def db_session(
             raise
 
 
-async def read_session(
-    database: Annotated[Database, Depends(get_database)],
-) -> AsyncIterator[AsyncSession]:
-    """A read-only session on the replica when there is one (analytics reads)."""
-    async with database.read_sessions() as session:
-        yield session
-
-
 Session = Annotated[AsyncSession, Depends(db_session, scope="function")]
-ReadSession = Annotated[AsyncSession, Depends(read_session)]
 
 
-def get_cache(request: Request) -> AnswerCache:
+async def read_session(
+    database: Annotated[Database, Depends(get_database)], session: Session
+) -> AsyncIterator[AsyncSession]:
+    """A read-only session on the replica when there is one (analytics reads); without
+    one, the request's own unit of work, so a request holds one connection, not two."""
+    if database.replica is None:
+        yield session
+        return
+    async with database.read_sessions() as replica_session:
+        yield replica_session
+
+
+ReadSession = Annotated[AsyncSession, Depends(read_session, scope="function")]
+
+
+async def get_cache(request: Request) -> AnswerCache:
     cache: AnswerCache = request.app.state.cache
     return cache
 
 
-def cached_reads(
+async def cached_reads(
     session: ReadSession, cache: Annotated[AnswerCache, Depends(get_cache)]
 ) -> CachedReads:
     """Service reads on the read session, through the answer cache."""
@@ -105,7 +119,7 @@ def session_id_of(request: Request) -> str | None:
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
-    return session_id_from_cookie(get_settings(request).secret_key, cookie)
+    return session_id_from_cookie(settings_of(request).secret_key, cookie)
 
 
 async def optional_principal(request: Request, session: Session) -> Principal | None:
