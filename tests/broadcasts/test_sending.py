@@ -245,6 +245,11 @@ async def _send_to_all(
     return int(created["message_id"])
 
 
+def _deletion_finished(engine: Engine, message_id: int) -> bool:
+    query = "SELECT deleted_at FROM message_history WHERE id = :m"
+    return scalar(engine, query, m=message_id) is not None
+
+
 async def test_deleting_a_broadcast_removes_it_from_every_chat(
     sync_engine: Engine,
     client: httpx.AsyncClient,
@@ -262,14 +267,7 @@ async def test_deleting_a_broadcast_removes_it_from_every_chat(
     assert busy.status_code == 409
     async with running_worker(start_worker):
         await wait_for(
-            lambda: (
-                scalar(
-                    sync_engine,
-                    "SELECT deleted_at FROM message_history WHERE id = :m",
-                    m=message_id,
-                )
-                is not None
-            ),
+            lambda: _deletion_finished(sync_engine, message_id),
             within=20,
             what="the deletion to finish",
         )
@@ -306,14 +304,7 @@ async def test_messages_too_old_to_delete_are_reported(
     await client.post(f"/api/messages/{message_id}/delete", headers=operator_headers)
     async with running_worker(start_worker):
         await wait_for(
-            lambda: (
-                scalar(
-                    sync_engine,
-                    "SELECT deleted_at FROM message_history WHERE id = :m",
-                    m=message_id,
-                )
-                is not None
-            ),
+            lambda: _deletion_finished(sync_engine, message_id),
             within=20,
             what="the deletion to finish",
         )
