@@ -160,10 +160,12 @@ def check_running(workers: list[subprocess.Popen[bytes]]) -> None:
 
 
 def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    """Stop the workers; the log of one that stopped cleanly is of no more use."""
     for worker in workers:
         worker.send_signal(signal.SIGTERM)
     for worker in workers:
-        worker.wait(60)
+        if worker.wait(60) == 0:
+            Path(WORKER_LOGS.pop(worker.pid)).unlink(missing_ok=True)
 
 
 def wait_until_sent(

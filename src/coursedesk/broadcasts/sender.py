@@ -73,15 +73,16 @@ class SenderOptions:
 
     @property
     def max_in_flight(self) -> int:
-        """Enough for half a second of sending at the full rate, within [16, 4096].
+        """Enough for half a second of sending at the full rate, within [16, 1024].
 
         A permit is held until the outcome is committed, so this must cover the time a
         batch waits for and spends in its write, not only Telegram's answer: capped at
-        512, one worker stalled at about 1,850 messages a second (docs/benchmarks.md).
+        512, one worker stalled at about 1,850 messages a second; at 4,096 its memory
+        grew with every burst (docs/benchmarks.md).
         """
         if self.in_flight is not None:
             return self.in_flight
-        return max(16, min(4096, math.ceil(self.rate * 0.5)))
+        return max(16, min(1024, math.ceil(self.rate * 0.5)))
 
     @property
     def queue_target(self) -> int:

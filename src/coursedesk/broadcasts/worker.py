@@ -19,6 +19,14 @@ log = logging.getLogger(__name__)
 
 LISTEN_RETRY_SECONDS = 1.0
 TELEGRAM_TIMEOUT_SECONDS = 10.0
+MAX_CONNECTIONS = 64
+"""Connections to the Bot API one worker keeps at most.
+
+Requests under way at once are far fewer than messages in flight (those wait for their
+batch write too), but with one connection allowed per message in flight every burst
+after a stall opened more of them, over a thousand in a 200,000-message send, each
+costing memory here and at the Bot API. A request that finds all of them busy waits.
+"""
 
 
 async def listen_for_signals(database_url: str, settings: Settings, sender: Sender) -> None:
@@ -71,7 +79,7 @@ async def run_worker(
         async with TelegramClient(
             settings.telegram_bot_token,
             settings.telegram_api_base_url,
-            pool_size=options.max_in_flight,
+            pool_size=min(options.max_in_flight, MAX_CONNECTIONS),
             timeout=TELEGRAM_TIMEOUT_SECONDS,
         ) as client:
             bot = await client.get_me()

@@ -1,8 +1,8 @@
 """The stand-in as an ASGI app: the Bot API at /bot{token}/{method}, its controls at /_control.
 
 Bot API calls skip Starlette's routing and request objects: a worker's benchmark sends
-thousands of messages a second through this one process, and the plain ASGI path costs
-about half as much CPU per call. The controls are ordinary Starlette routes.
+thousands of messages a second through this one process, which the plain ASGI path
+serves with about a fifth less CPU per call. The controls are ordinary Starlette routes.
 """
 
 from __future__ import annotations
