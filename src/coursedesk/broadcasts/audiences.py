@@ -189,10 +189,17 @@ async def allow_long_statement(session: AsyncSession) -> None:
 
 REPLICATION_ROLE = "session_replication_role"
 
-CAN_SKIP_ROW_TRIGGERS = text(
+HAS_SET_PRIVILEGE = text(
     """
--- can_skip_row_triggers: may this role set session_replication_role (superuser, or granted)?
+-- has_set_privilege: may this role set session_replication_role (PostgreSQL 15 and on)?
 SELECT has_parameter_privilege('session_replication_role', 'SET')
+"""
+)
+
+IS_SUPERUSER = text(
+    """
+-- is_superuser: before PostgreSQL 15 only a superuser may set session_replication_role.
+SELECT rolsuper FROM pg_roles WHERE rolname = current_user
 """
 )
 
@@ -225,7 +232,7 @@ async def insert_recipients(session: AsyncSession, message_id: int, audience: Au
         ["message_id", "user_id", "username"],
         select(literal(message_id), members.c.user_id, members.c.username),
     )
-    if not await session.scalar(CAN_SKIP_ROW_TRIGGERS):
+    if not await may_skip_row_triggers(session):
         await session.execute(adding)
         return
     added = adding.returning(MessageRecipient.delivery_status).cte("added")
@@ -245,6 +252,14 @@ async def insert_recipients(session: AsyncSession, message_id: int, audience: Au
             "counts": [count for _, count in tally],
         },
     )
+
+
+async def may_skip_row_triggers(session: AsyncSession) -> bool:
+    """Whether this role may set session_replication_role: a superuser, or one granted it."""
+    version = await session.scalar(select(func.current_setting("server_version_num")))
+    if int(str(version)) >= 150_000:
+        return bool(await session.scalar(HAS_SET_PRIVILEGE))
+    return bool(await session.scalar(IS_SUPERUSER))
 
 
 async def _set_replication_role(session: AsyncSession, role: str) -> None:
