@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from functools import cache
+from types import FrameType
 from typing import NoReturn, TypeVar
 
 import typer
+import uvicorn
 from rich.console import Console
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import ASGIApp
 
 from coursedesk.config import Settings, load_settings
 from coursedesk.db.engine import (
@@ -79,3 +83,18 @@ def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
             await database.dispose()
 
     return asyncio.run(run())
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
+    raise SystemExit(0)
+
+
+def serve_app(app: ASGIApp, *, host: str, port: int, log_level: str) -> None:
+    """Serve `app` until Ctrl-C or SIGTERM, then return through the caller's cleanup.
+
+    uvicorn shuts down gracefully on SIGTERM and then raises the signal again; with the
+    default handler that would end the process on the spot, skipping every `finally`
+    and exit hook (the demo's worker and the embedded server would be left running).
+    """
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)

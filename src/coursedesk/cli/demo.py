@@ -15,13 +15,12 @@ import sys
 from typing import Annotated
 
 import typer
-import uvicorn
 from sqlalchemy import select
 
 from coursedesk.accounts.models import StaffUser
 from coursedesk.accounts.roles import Role
 from coursedesk.accounts.service import create_user, set_password
-from coursedesk.cli.common import console, database_url, settings, tool_engine
+from coursedesk.cli.common import console, database_url, serve_app, settings, tool_engine
 from coursedesk.cli.serve import HostOption, PortOption
 from coursedesk.config import Settings
 from coursedesk.db import migrations
@@ -106,7 +105,7 @@ def demo(
                 "  Ctrl-C stops everything.\n",
                 highlight=False,
             )
-            uvicorn.run(create_app(demo_settings), host=host, port=port, log_level="warning")
+            serve_app(create_app(demo_settings), host=host, port=port, log_level="warning")
         finally:
             worker.terminate()
             try:

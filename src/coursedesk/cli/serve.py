@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-import uvicorn
 
-from coursedesk.cli.common import fail, settings
+from coursedesk.cli.common import fail, serve_app, settings
 from coursedesk.web.app import create_app
 
 HostOption = Annotated[str, typer.Option("--host", help="Address to listen on")]
@@ -19,4 +18,4 @@ def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
     current = settings()
     if current.secret_key is None:
         fail("SECRET_KEY: must be set to serve (at least 16 characters)", code=2)
-    uvicorn.run(create_app(current), host=host, port=port, log_level="info")
+    serve_app(create_app(current), host=host, port=port, log_level="info")
