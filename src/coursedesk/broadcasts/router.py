@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
+from coursedesk.analytics.export import csv_response
 from coursedesk.broadcasts import service
 from coursedesk.broadcasts.audiences import count_recipients
 from coursedesk.broadcasts.models import DeliveryStatus, MessageStatus
@@ -45,7 +44,6 @@ CSV_COLUMNS = (
     "sent_at",
     "updated_at",
 )
-_SPREADSHEET_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @router.post(
@@ -143,28 +141,16 @@ async def one_message(message_id: MessageId, _: Viewer, session: Session) -> Mes
     return MessageDetail.model_validate(await service.get_message(session, message_id))
 
 
-def _csv_cell(value: object) -> str:
-    cell = "" if value is None else str(value)
-    # A cell starting like a formula would run as one in a spreadsheet.
-    return "'" + cell if cell.startswith(_SPREADSHEET_FORMULA_STARTS) else cell
-
-
-def _csv_line(values: list[object]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow([_csv_cell(value) for value in values])
-    return buffer.getvalue()
-
-
 async def _csv_rows(
     database: Database, message_id: int, status: DeliveryStatus | None
-) -> AsyncIterator[str]:
-    yield _csv_line(list(CSV_COLUMNS))
+) -> AsyncIterator[list[object]]:
+    """The recipients as CSV rows, on a read session that lasts as long as the download."""
     async with database.read_sessions() as session:
         rows = await session.stream_scalars(
             service.recipients_select(message_id, status).execution_options(yield_per=2000)
         )
         async for recipient in rows:
-            yield _csv_line([getattr(recipient, column) for column in CSV_COLUMNS])
+            yield [getattr(recipient, column) for column in CSV_COLUMNS]
 
 
 @router.get(
@@ -185,10 +171,8 @@ async def recipients(
 ) -> Any:
     if format == "csv":
         await service.get_message(session, message_id)
-        return StreamingResponse(
-            _csv_rows(database, message_id, status),
-            media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="broadcast-{message_id}.csv"'},
+        return csv_response(
+            f"broadcast-{message_id}.csv", CSV_COLUMNS, _csv_rows(database, message_id, status)
         )
     rows, total = await service.list_recipients(
         session, message_id, status, limit=limit, offset=offset
