@@ -41,7 +41,7 @@ from analytics_probes import (
     route_path,
     users_probes,
 )
-from bench_support import free_port, migrate, scratch_database, seed, server_admin_url
+from bench_support import migrate, scratch_database, seed, server_admin_url
 from naive_analytics import disagreement, run_naive
 from rich.console import Console
 from rich.table import Table
@@ -54,6 +54,7 @@ from coursedesk.db.datagen.plan import GenerationPlan
 from coursedesk.db.embedded import ensure_database, server_url
 from coursedesk.db.engine import Database, create_app_engine, create_tool_engine, libpq_url
 from coursedesk.db.seed import default_anchor, source_tables_empty
+from coursedesk.web.threaded import free_port
 
 # Wide enough for the table when the output goes to a file or a pipe.
 console = Console(highlight=False, width=120)

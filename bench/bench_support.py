@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -82,9 +81,3 @@ def seed(url: str, plan: GenerationPlan, hooks: LoadHooks | None = None) -> Seed
         return seed_database(engine, plan, hooks=hooks)
     finally:
         engine.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

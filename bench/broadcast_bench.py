@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any, LiteralString
 
 import psycopg
-from bench_support import free_port, scratch_database, server_admin_url
+from bench_support import scratch_database, server_admin_url
 
 from coursedesk.broadcasts.audiences import AllUsers
 from coursedesk.broadcasts.service import create_broadcast
 from coursedesk.config import load_settings
 from coursedesk.db.engine import Database, create_app_engine, libpq_url
+from coursedesk.web.threaded import free_port
 
 TOKEN = "777:bench-token"
 

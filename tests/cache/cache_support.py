@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 import httpx
+
+from coursedesk.web.threaded import free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 WEBHOOK_SECRET = "webhook-secret-for-cache-tests"
@@ -16,14 +17,6 @@ LONG_TTL_SECONDS = 10.0
 
 AddBooking = Callable[..., int]
 OpenClient = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
-
-
-def free_port() -> int:
-    """A port nothing listens on (it was free a moment ago)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 class CuttableProxy:

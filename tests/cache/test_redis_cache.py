@@ -9,12 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
-from cache_support import AddBooking, CuttableProxy, OpenClient, free_port
+from cache_support import AddBooking, CuttableProxy, OpenClient
 from pydantic import TypeAdapter
 
 from coursedesk.cache import answers
 from coursedesk.cache.answers import AnswerCache
 from coursedesk.cache.stores import RedisStore
+from coursedesk.web.threaded import free_port
 
 INTS = TypeAdapter(list[int])
 

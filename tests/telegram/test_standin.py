@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 from coursedesk.telegram.standin import BotApiStandin, Faults, FaultsError, ReceivedMessage
 from coursedesk.telegram.standin.__main__ import main as standin_main
 from coursedesk.telegram.standin.core import BotApiError
+from coursedesk.web.threaded import free_port
 
 TOKEN = "42:core-token"
 
@@ -343,16 +343,9 @@ def test_the_command_line_refuses_bad_faults_in_one_line(
     assert "server_error_rate" in capsys.readouterr().err
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.mark.slow
 def test_python_dash_m_serves_the_bot_api() -> None:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,

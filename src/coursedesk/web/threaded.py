@@ -13,6 +13,15 @@ import uvicorn
 from starlette.types import ASGIApp
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on (it was free a moment ago), for a server started later
+    by another process."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
 class ThreadedServer:
     """`with ThreadedServer(app) as server:` listens on 127.0.0.1 on a free port (or
     `port`) and answers at `server.base_url` until the block ends.
