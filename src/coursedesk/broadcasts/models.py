@@ -87,6 +87,7 @@ class MessageRecipient(Base):
         UniqueConstraint("message_id", "user_id", name="uq_message_recipients_message_id_user_id"),
         CheckConstraint(_in("delivery_status", DELIVERY_STATUSES), name="delivery_status_known"),
         Index("idx_message_recipients_user_id", "user_id"),
+        Index("idx_message_recipients_status", "message_id", "delivery_status", "user_id"),
         Index(
             "ix_message_recipients_claimable",
             "message_id",
