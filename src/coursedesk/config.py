@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -101,6 +102,10 @@ class Settings(BaseSettings):
     @cached_property
     def timezone(self) -> ZoneInfo:
         return ZoneInfo(self.app_timezone)
+
+    def today(self) -> date:
+        """The calendar day it is now in APP_TIMEZONE."""
+        return datetime.now(self.timezone).date()
 
     @property
     def home(self) -> Path:

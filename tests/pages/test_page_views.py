@@ -7,7 +7,7 @@ import re
 import httpx
 from page_client import SignIn
 from pages_data import ANNA, BORIS, add_students
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from coursedesk.accounts.roles import Role
 
@@ -91,6 +91,38 @@ async def test_the_dashboard_shows_the_figures_of_the_api(
     assert "FRIEND10" in referrals.text and "10%" in referrals.text
     bookings = await client.get("/dashboard/blocks/recent-bookings")
     assert f'href="/users/{ANNA}"' in bookings.text
+
+
+async def test_lesson_conversion_marks_lessons_yet_to_come(
+    signed_in: SignIn, sync_engine: Engine
+) -> None:
+    add_students(sync_engine)  # Anna signed up for python_intro on 2030-01-15
+    with sync_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO free_lesson_registrations (user_id, lesson_type, lesson_date) "
+                "VALUES (:boris, 'sql_basics', DATE '2024-03-01')"
+            ),
+            {"boris": BORIS},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO events (user_id, event_type, details) "
+                "VALUES (:boris, 'lesson_attended', CAST(:details AS jsonb))"
+            ),
+            {
+                "boris": BORIS,
+                "details": '{"lesson_type": "sql_basics", "lesson_date": "2024-03-01"}',
+            },
+        )
+    client = await signed_in(Role.viewer)
+    block = await client.get("/dashboard/blocks/conversion")
+    assert block.status_code == 200
+    rows = re.findall(r"<tr>(.*?)</tr>", block.text, re.DOTALL)
+    [coming] = [row for row in rows if "python_intro" in row]
+    [held] = [row for row in rows if "sql_basics" in row]
+    assert "upcoming" in coming and "0%" not in coming
+    assert "100%" in held and "upcoming" not in held
 
 
 async def test_a_custom_range_and_a_wrong_one(signed_in: SignIn) -> None:

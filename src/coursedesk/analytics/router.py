@@ -6,7 +6,7 @@ Every figure is read through the answer cache, on the replica when there is one.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -50,10 +50,6 @@ Format = Annotated[
 MAX_LIST = 500
 
 
-def _today(settings: Settings) -> date:
-    return datetime.now(settings.timezone).date()
-
-
 async def day_window(
     settings: SettingsDep,
     days: Annotated[
@@ -68,7 +64,7 @@ async def day_window(
     ] = None,
 ) -> DayWindow:
     """Days in APP_TIMEZONE; a range covers 1 to 366 days."""
-    return resolve_window(today=_today(settings), days=days, first_day=first_day, last_day=last_day)
+    return resolve_window(today=settings.today(), days=days, first_day=first_day, last_day=last_day)
 
 
 Window = Annotated[DayWindow, Depends(day_window)]
@@ -269,7 +265,7 @@ async def retention(
     weeks: Annotated[int, Query(ge=1, le=MAX_WEEKS)] = DEFAULT_WEEKS,
     output: Format = "json",
 ) -> Retention | StreamingResponse:
-    answer = await reads(service.retention, _today(settings), weeks, settings.app_timezone)
+    answer = await reads(service.retention, settings.today(), weeks, settings.app_timezone)
     if output == "csv":
         return csv_response(
             "retention.csv",

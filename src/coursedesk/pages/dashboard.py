@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -64,15 +64,11 @@ class ChosenRange:
         return urlencode({"from": self.window.first_day, "to": self.window.last_day})
 
 
-def _today(settings: Settings) -> date:
-    return datetime.now(settings.timezone).date()
-
-
 def choose_range(
     settings: Settings, days: int | None, first_day: date | None, last_day: date | None
 ) -> ChosenRange:
     """The days the charts cover: a preset (`days`) or a custom `from`/`to` range."""
-    today = _today(settings)
+    today = settings.today()
     custom = first_day is not None or last_day is not None
     window = resolve_window(
         today=today, days=None if custom else days, first_day=first_day, last_day=last_day
@@ -149,7 +145,11 @@ async def _funnel(reads: CachedReads, window: DayWindow, settings: Settings) -> 
 
 async def _conversion(reads: CachedReads, window: DayWindow, settings: Settings) -> Block:
     rows = await reads(service.lesson_conversion)
-    return "blocks/conversion.html", {"rows": rows[:TABLE_ROWS], "more": len(rows) - TABLE_ROWS}
+    return "blocks/conversion.html", {
+        "rows": rows[:TABLE_ROWS],
+        "more": len(rows) - TABLE_ROWS,
+        "today": settings.today(),
+    }
 
 
 async def _courses(reads: CachedReads, window: DayWindow, settings: Settings) -> Block:
