@@ -298,3 +298,18 @@ def test_seed_command_reports_json_and_refuses_a_second_run(
     assert again.returncode == 1
     assert again.stderr.count("\n") == 1 and "--append" in again.stderr
     assert _loaded(sync_engine) == loaded
+
+
+def test_seed_command_says_where_the_time_went(
+    database_url: str, tmp_path: Path, sync_engine: Engine
+) -> None:
+    result = run_coursedesk(database_url, tmp_path, "db", "seed", "--users", "20")
+    assert result.returncode == 0, result.stderr
+    assert "20 users seeded" in result.stdout
+    seconds = r"\d+\.\d\d s"
+    assert re.fullmatch(
+        rf"{seconds}, [\d,]+ rows/s \(generate and COPY {seconds}, indexes {seconds}, "
+        rf"analytics summaries {seconds}, ANALYZE {seconds}\)",
+        result.stdout.strip().splitlines()[-1],
+    )
+    assert len(_loaded(sync_engine)["bookings"]) > 0
