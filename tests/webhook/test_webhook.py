@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -16,8 +17,11 @@ HEADER = "X-Telegram-Bot-Api-Secret-Token"
 async def post(
     client: httpx.AsyncClient, body: object, secret: str | None = SECRET
 ) -> httpx.Response:
-    headers = {HEADER: secret} if secret is not None else {}
-    return await client.post("/api/telegram/webhook", json=body, headers=headers)
+    headers = {"content-type": "application/json"}
+    if secret is not None:
+        headers[HEADER] = secret
+    # json.dumps escapes non-ASCII as \uXXXX, so an unpaired surrogate can be sent too.
+    return await client.post("/api/telegram/webhook", content=json.dumps(body), headers=headers)
 
 
 def events(engine: Engine) -> list[Any]:
@@ -131,6 +135,44 @@ async def test_blocking_and_unblocking_the_bot(
     unblocked = bot_user(sync_engine, 501)
     assert not unblocked.is_blocked and unblocked.blocked_at is None
     assert [e.event_type for e in events(sync_engine)] == ["bot_blocked"] * 2 + ["bot_unblocked"]
+
+
+async def test_a_group_membership_change_is_not_the_user_blocking_the_bot(
+    client: httpx.AsyncClient, sync_engine: Engine
+) -> None:
+    await post(client, membership_update(1, "kicked"))
+    in_group = membership_update(2, "member")
+    in_group["my_chat_member"]["chat"] = {"id": -1001234567890, "type": "supergroup"}
+    removed = membership_update(3, "kicked", sender=user(502, "boris", "Boris"))
+    removed["my_chat_member"]["chat"] = {"id": -100555, "type": "group"}
+    for update in (in_group, removed):
+        assert (await post(client, update)).status_code == 200
+    assert bot_user(sync_engine, 501).is_blocked
+    assert bot_user(sync_engine, 502) is None
+    assert [e.event_type for e in events(sync_engine)] == ["bot_blocked"]
+
+
+async def test_what_postgresql_cannot_store_is_dropped_not_refused(
+    client: httpx.AsyncClient, sync_engine: Engine
+) -> None:
+    """Telegram resends an update it could not deliver, so a strange one is taken as it
+    can be: NUL characters dropped, unpaired surrogates replaced, impossible ids ignored."""
+    strange = message_update(1, "/start\x00 now", user(503, "ann\x00a", "An\ud800na"))
+    odd_key = {"update_id": 2, "\x00weird": {"text": "x"}}
+    lone = message_update(3, "\ud800")
+    huge = message_update(4, "/start", user(99999999999999999999999))
+    group = message_update(5, "/start", user(-5))
+    for update in (strange, odd_key, lone, huge, group):
+        response = await post(client, update)
+        assert response.status_code == 200, (update, response.text)
+    recorded = events(sync_engine)
+    assert [(e.user_id, e.event_type) for e in recorded] == [(503, "/start"), (501, "message")]
+    assert recorded[0].details["text"] == "/start now"
+    assert recorded[1].details["text"] == "?"
+    assert bot_user(sync_engine, 503)[:2] == ("anna", "An?na")
+    with sync_engine.connect() as connection:
+        kinds = connection.scalars(text("SELECT update_type FROM telegram_updates ORDER BY 1"))
+        assert sorted(kinds) == ["message"] * 4 + ["weird"]
 
 
 MALFORMED = [

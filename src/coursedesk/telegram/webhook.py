@@ -2,11 +2,16 @@
 
 - a message becomes an event named after its command (`/start`, …) or `message`;
 - a button press (callback_query) becomes a `button_click` event with its data;
-- my_chat_member with status `kicked` marks the user blocked, `member` unblocked
-  (events `bot_blocked` / `bot_unblocked`);
+- my_chat_member of the user's private chat with the bot, with status `kicked`, marks
+  the user blocked, `member` unblocked (events `bot_blocked` / `bot_unblocked`); the
+  bot being removed from or added to a group says nothing about its chat with the user;
 - the sender's username and first name are kept current in bot_users.
 The update_id is inserted first, in the same transaction, so a redelivered update is
 recognised and changes nothing.
+
+Telegram sends what users typed, and resends an update until it is accepted, so an
+update is taken as it can be: text loses what PostgreSQL cannot store (NUL characters,
+unpaired surrogates), and an id outside PostgreSQL's bigint is treated as missing.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ MAX_TEXT = 4096
 MAX_NAME = 256
 MAX_COMMAND = 64
 MAX_CALLBACK_DATA = 256
+_BIGINT = 2**63
 
 
 @dataclass(frozen=True)
@@ -36,12 +42,23 @@ class Sender:
     first_name: str | None
 
 
+def storable(text: str) -> str:
+    """`text` without what a PostgreSQL text or jsonb value cannot hold: NUL characters
+    are dropped, an unpaired surrogate becomes "?"."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
 def _text(value: object, limit: int) -> str | None:
-    return value[:limit] if isinstance(value, str) and value else None
+    if not isinstance(value, str):
+        return None
+    return storable(value[:limit]) or None
 
 
 def _integer(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """An id as PostgreSQL's bigint holds it, or None."""
+    if isinstance(value, int) and not isinstance(value, bool) and -_BIGINT < value < _BIGINT:
+        return value
+    return None
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
@@ -51,7 +68,8 @@ def _mapping(value: object) -> Mapping[str, Any]:
 def _sender(value: object) -> Sender | None:
     user = _mapping(value)
     user_id = _integer(user.get("id"))
-    if user_id is None or user.get("is_bot") is True:
+    # User ids are positive; a negative chat id is a group or a channel.
+    if user_id is None or user_id <= 0 or user.get("is_bot") is True:
         return None
     return Sender(
         user_id, _text(user.get("username"), MAX_NAME), _text(user.get("first_name"), MAX_NAME)
@@ -60,7 +78,7 @@ def _sender(value: object) -> Sender | None:
 
 def update_type(update: Mapping[str, Any]) -> str:
     """The kind of update: the name of its one field besides update_id."""
-    return next((key for key in update if key != "update_id"), "unknown")[:MAX_NAME]
+    return storable(next((key for key in update if key != "update_id"), "unknown")[:MAX_NAME])
 
 
 def command_of(text: str) -> str | None:
@@ -133,8 +151,9 @@ async def _record_membership(
     session: AsyncSession, update_id: int, change: Mapping[str, Any]
 ) -> None:
     sender = _sender(change.get("from"))
+    chat = _mapping(change.get("chat"))
     status = _mapping(change.get("new_chat_member")).get("status")
-    if sender is None or status not in ("kicked", "member"):
+    if sender is None or chat.get("type") != "private" or status not in ("kicked", "member"):
         return
     blocked = status == "kicked"
     await _remember(session, sender, blocked=blocked)
@@ -143,7 +162,7 @@ async def _record_membership(
         sender,
         "bot_blocked" if blocked else "bot_unblocked",
         update_id=update_id,
-        chat_id=_integer(_mapping(change.get("chat")).get("id")),
+        chat_id=_integer(chat.get("id")),
     )
 
 
