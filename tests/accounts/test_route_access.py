@@ -24,9 +24,6 @@ PUBLIC_PATHS = frozenset(
         "/api/telegram/webhook",
         "/login",
         "/openapi.json",
-        "/docs",
-        "/docs/oauth2-redirect",
-        "/redoc",
     }
 )
 

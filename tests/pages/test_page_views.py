@@ -220,3 +220,16 @@ async def test_anonymous_visitors_go_to_the_login_page(client: httpx.AsyncClient
     block = await client.get("/dashboard/blocks/stats")
     assert block.status_code == 401
     assert "sign in again" in block.text
+
+
+async def test_a_value_postgresql_cannot_hold_is_a_message_not_a_failure(
+    signed_in: SignIn,
+) -> None:
+    client = await signed_in(Role.viewer)
+    for path, params in (
+        ("/users", {"search": "\x00"}),
+        ("/broadcasts", {"recipient_group": "\x00"}),
+    ):
+        page = await client.get(path, params=params)
+        assert page.status_code == 400, path
+        assert "That did not work" in page.text and "NUL" in page.text

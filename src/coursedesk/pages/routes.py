@@ -11,16 +11,17 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException
 
 from coursedesk.accounts.roles import Role
 from coursedesk.accounts.service import Principal
-from coursedesk.errors import Conflict, DatabaseUnavailable, InvalidInput, NotFound
+from coursedesk.errors import Conflict, InvalidInput, NotFound
 from coursedesk.pages.forms import describe_errors
 from coursedesk.pages.rendering import PAGE_HEADERS, templates
 from coursedesk.web.deps import Session, require_page_role
+from coursedesk.web.errors import database_failure
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +79,10 @@ def _status_and_message(exc: Exception) -> tuple[int, str]:
         return 400, str(exc)
     if isinstance(exc, Conflict):
         return 409, str(exc)
-    if isinstance(exc, DatabaseUnavailable | OperationalError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    ):
-        log.warning("database unavailable: %s", exc)
-        return 503, _UNAVAILABLE
+    failure = database_failure(exc)
+    if failure is not None:
+        status, message = failure
+        return status, _UNAVAILABLE if status == 503 else message
     return 500, "The error has been logged. Please try again, or tell whoever runs coursedesk."
 
 

@@ -64,6 +64,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         version=__version__,
         summary="Back office of a course school that runs on a Telegram bot",
         lifespan=lifespan,
+        # FastAPI's /docs and /redoc pages load their scripts from other hosts; the
+        # OpenAPI document itself stays at /openapi.json.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = AppMetrics()

@@ -7,12 +7,38 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coursedesk.errors import Conflict, DatabaseUnavailable, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
+
+
+UNAVAILABLE = "the database is unavailable; try again shortly"
+BUSY = "the database is busy; try again shortly"
+# The value errors (SQLSTATE class 22) that a value sent by a client causes: too long,
+# out of range, not valid for its type, not in the encoding. psycopg refuses a NUL
+# character itself, before anything is sent, with no SQLSTATE.
+_REFUSED_VALUES = {None, "22001", "22003", "22021", "22P02", "22P05"}
+
+
+def database_failure(exc: Exception) -> tuple[int, str] | None:
+    """The status and message for a database error that is no fault of the code: the
+    server down or out of connections (503), or a value it cannot hold (400).
+    None for every other error."""
+    if isinstance(exc, DatabaseUnavailable | OperationalError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):
+        log.warning("database unavailable: %s", exc)
+        return 503, UNAVAILABLE
+    if isinstance(exc, PoolTimeout):
+        log.warning("no database connection free: %s", exc)
+        return 503, BUSY
+    if isinstance(exc, DataError) and getattr(exc.orig, "sqlstate", None) in _REFUSED_VALUES:
+        return 400, f"a value cannot be stored: {str(exc.orig).splitlines()[0]}"
+    return None
 
 
 def error_response(status: int, message: str, **extra: object) -> JSONResponse:
@@ -53,17 +79,18 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(409, str(exc))
 
     @app.exception_handler(DatabaseUnavailable)
-    @app.exception_handler(OperationalError)
-    async def database_down(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("database unavailable: %s", exc)
-        return error_response(503, "the database is unavailable; try again shortly")
-
     @app.exception_handler(DBAPIError)
-    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated:
-            return error_response(503, "the database is unavailable; try again shortly")
-        log.exception("database error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal error")
+    @app.exception_handler(PoolTimeout)
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        failure = database_failure(exc)
+        if failure is None:
+            log.exception("database error on %s %s", request.method, request.url.path)
+            return error_response(500, "internal error")
+        status, message = failure
+        response = error_response(status, message)
+        if status == 503:
+            response.headers["Retry-After"] = "1"
+        return response
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
