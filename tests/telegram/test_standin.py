@@ -185,7 +185,8 @@ def test_the_log_shows_what_each_chat_got_and_what_was_deleted(
         ("sendMessage", 200),
         ("deleteMessage", 200),
     ]
-    assert http.get("/_control/log", params={"chat_id": "x"}).status_code == 400
+    for wrong in ("x", "--5", "²", "1" * 30):
+        assert http.get("/_control/log", params={"chat_id": wrong}).status_code == 400, wrong
 
 
 def test_reset_forgets_messages_and_restores_the_starting_faults(

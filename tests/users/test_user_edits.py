@@ -139,6 +139,8 @@ async def test_patch_booking(
         {"confirmed": 3},
         {"confirmed": None},
         {"confirmed": "2"},
+        {"confirmed": True},
+        {"confirmed": False},
         {"discount_percent": -1},
         {"discount_percent": 100.01},
         {"discount_percent": 12.345},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from coursedesk.analytics.schemas import Row, Timestamp
 
@@ -75,6 +75,14 @@ class BookingEdit(BaseModel):
     discount_percent: Decimal | None = Field(
         default=None, ge=0, le=100, decimal_places=2, allow_inf_nan=False
     )
+
+    @field_validator("confirmed", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: object) -> object:
+        # true equals 1 in Python, and would pass as "pending".
+        if isinstance(value, bool):
+            raise ValueError("must be -1, 1 or 2, not true or false")
+        return value
 
     @model_validator(mode="after")
     def _something_to_change(self) -> BookingEdit:

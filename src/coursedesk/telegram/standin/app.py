@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
@@ -148,6 +149,9 @@ def create_standin_app(standin: BotApiStandin) -> ASGIApp:
     return app
 
 
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+
+
 def _control_app(standin: BotApiStandin) -> Starlette:
     async def faults(request: Request) -> JSONResponse:
         if request.method == "POST":
@@ -159,7 +163,7 @@ def _control_app(standin: BotApiStandin) -> Starlette:
 
     async def log(request: Request) -> JSONResponse:
         chat = request.query_params.get("chat_id")
-        if chat is not None and not chat.lstrip("-").isdigit():
+        if chat is not None and not _INTEGER.fullmatch(chat):
             return JSONResponse({"error": "chat_id must be an integer"}, status_code=400)
         return JSONResponse(standin.log_as_json(int(chat) if chat is not None else None))
 
