@@ -126,3 +126,26 @@ async def test_the_login_nonce_cookie_is_strict_and_http_only(client: httpx.Asyn
     assert {"httponly", "samesite=strict", "path=/login"} <= attributes
     again = await client.get("/login")
     assert "set-cookie" not in again.headers, "an open form in another tab must stay valid"
+
+
+async def test_a_non_ascii_token_is_refused_not_an_error(
+    client: httpx.AsyncClient, make_staff: Fixture, signed_in: Fixture
+) -> None:
+    await signed_in(client, await make_staff("alice"))
+    response = await client.post("/api/db-migrate", json=DRY_RUN, headers={CSRF_HEADER: b"\xe9"})
+    assert response.status_code == 403
+    assert response.json() == {"error": "missing or wrong CSRF token"}
+
+
+async def test_a_non_ascii_sign_in_nonce_is_refused_not_an_error(
+    client: httpx.AsyncClient, make_staff: Fixture
+) -> None:
+    staff = await make_staff("alice")
+    await client.get("/login")
+    response = await client.post(
+        "/login",
+        data={"username": staff.username, "password": staff.password, "csrf_token": "é"},
+    )
+    assert response.status_code == 403
+    assert "The sign-in form had expired" in response.text
+    assert SESSION_COOKIE not in client.cookies

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -11,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
 from coursedesk.accounts.roles import Role
+from coursedesk.accounts.secrets import secrets_match
 from coursedesk.accounts.service import SESSION_LIFETIME, Principal, end_session
 from coursedesk.accounts.sign_in import SignedIn, WrongCredentials, sign_in, sign_out
 from coursedesk.accounts.signing import (
@@ -121,7 +121,7 @@ def _sent_nonce_is_valid(request: Request, settings: Settings, sent: str) -> boo
     if settings.secret_key is None or not cookie or not sent:
         return False
     nonce = login_nonce_from_cookie(settings.secret_key, cookie)
-    return nonce is not None and hmac.compare_digest(nonce, sent)
+    return nonce is not None and secrets_match(sent, nonce)
 
 
 def _signed_in_response(

@@ -1,8 +1,9 @@
-"""Password hashing (argon2) and random tokens, of which only a digest is stored."""
+"""Password hashing (argon2), random tokens stored only as digests, and comparing secrets."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from functools import cache
 
@@ -40,3 +41,10 @@ def new_token(prefix: str = TOKEN_PREFIX) -> str:
 def digest(token: str) -> str:
     """The stored form of a token or session id: unguessable tokens need no slow hash."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def secrets_match(given: str, expected: str) -> bool:
+    """Whether a secret sent by a client equals the expected one, in constant time, so the
+    answer's timing tells nothing about the secret. Compared as UTF-8 bytes: compare_digest
+    refuses str with non-ASCII characters, which anyone may send."""
+    return hmac.compare_digest(given.encode(), expected.encode())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import AsyncIterator, Callable, Coroutine
 from functools import cache
 from typing import Annotated, Any
@@ -13,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursedesk.accounts.roles import Role
+from coursedesk.accounts.secrets import secrets_match
 from coursedesk.accounts.service import Principal, principal_for_session, principal_for_token
 from coursedesk.accounts.signing import session_id_from_cookie
 from coursedesk.cache.answers import AnswerCache
@@ -110,7 +110,7 @@ async def check_csrf(request: Request, principal: Principal) -> None:
     if principal.via != "session" or request.method in _SAFE_METHODS:
         return
     sent = await _csrf_token_sent(request)
-    if not sent or not hmac.compare_digest(sent, principal.csrf_token or ""):
+    if not sent or not secrets_match(sent, principal.csrf_token or ""):
         raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
 
 
