@@ -102,6 +102,35 @@ async def test_an_error_rolls_back_everything_and_answers_400(
     assert entry.details["sql"] == sql
 
 
+@pytest.mark.parametrize(
+    ("sql", "error"),
+    [
+        (
+            "CREATE TABLE doubled (x int UNIQUE DEFERRABLE INITIALLY DEFERRED); "
+            "INSERT INTO doubled VALUES (1), (1)",
+            'duplicate key value violates unique constraint "doubled_x_key"',
+        ),
+        (
+            "CREATE TABLE doubled (x int); SET LOCAL transaction_read_only = on",
+            "cannot execute INSERT in a read-only transaction",
+        ),
+    ],
+)
+async def test_a_failure_at_the_audit_entry_or_the_commit_answers_400(
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    sync_engine: Engine,
+    sql: str,
+    error: str,
+) -> None:
+    response = await client.post("/api/db-migrate", json=_migrate(sql), headers=admin_headers)
+    assert response.status_code == 400
+    assert response.json()["error"] == error
+    assert "doubled" not in _tables(sync_engine)
+    [entry] = _migrate_audit(sync_engine)
+    assert (entry.details["outcome"], entry.details["error"]) == ("failed", error)
+
+
 async def test_the_statement_timeout_is_enforced(
     app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str], sync_engine: Engine
 ) -> None:
@@ -143,6 +172,50 @@ async def test_transaction_control_is_refused(
     assert "escaped" not in _tables(sync_engine)
     [entry] = _migrate_audit(sync_engine)
     assert entry.details["outcome"] == "failed"
+
+
+async def test_a_commit_after_begin_atomic_outside_a_function_is_refused(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], sync_engine: Engine
+) -> None:
+    with sync_engine.begin() as connection:
+        connection.execute(text("INSERT INTO bookings (id, user_id, confirmed) VALUES (1, 5, 1)"))
+    sql = (
+        "CREATE TEMP VIEW v AS SELECT begin atomic FROM (SELECT 1 AS begin) s; COMMIT; "
+        "CREATE TABLE leak (id int); UPDATE bookings SET referral_code = 'LEAK' WHERE id = 1"
+    )
+    response = await client.post(
+        "/api/db-migrate", json=_migrate(sql, dry_run=True), headers=admin_headers
+    )
+    assert response.status_code == 400
+    assert "statement 2 (COMMIT) controls the transaction" in response.json()["error"]
+    assert "leak" not in _tables(sync_engine)
+    with sync_engine.connect() as connection:
+        code = connection.scalar(text("SELECT referral_code FROM bookings WHERE id = 1"))
+    assert code is None
+    [entry] = _migrate_audit(sync_engine)
+    assert entry.details["outcome"] == "failed"
+
+
+@pytest.mark.parametrize("after_commit", ["SELECT 1", "SELECT 1 / 0"])
+async def test_a_script_that_ends_its_transaction_fails(
+    monkeypatch: pytest.MonkeyPatch,
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    sync_engine: Engine,
+    after_commit: str,
+) -> None:
+    # Should check_script miss a COMMIT, the run must still not claim a rollback it lost.
+    monkeypatch.setattr("coursedesk.system.migrate.check_script", lambda script: None)
+    response = await client.post(
+        "/api/db-migrate",
+        json=_migrate(f"CREATE TABLE escaped (id int); COMMIT; {after_commit}", dry_run=True),
+        headers=admin_headers,
+    )
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("the script ended the transaction it was run in")
+    [entry] = _migrate_audit(sync_engine)
+    assert entry.details["outcome"] == "failed"
+    assert entry.details["error"] == response.json()["error"]
 
 
 async def test_source_rows_it_changes_are_audited_in_the_admins_name(
@@ -256,6 +329,14 @@ async def test_sql_without_statements_is_400(
         (
             "create function begin() returns int as 'select 1' language sql; commit",
             ["create", "commit"],
+        ),
+        (
+            "CREATE OR REPLACE PROCEDURE p() LANGUAGE sql BEGIN ATOMIC SELECT 1; END; commit",
+            ["create", "commit"],
+        ),
+        (
+            "create view v as select begin atomic from (select 1 as begin) s; commit; select 1",
+            ["create", "commit", "select"],
         ),
     ],
 )

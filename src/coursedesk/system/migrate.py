@@ -20,6 +20,7 @@ from coursedesk.system.sql_runner import (
     execute_script,
     prepare_transaction,
     restore_search_path,
+    server_errors_fail_the_script,
 )
 from coursedesk.web.deps import Admin, Session, get_database
 from coursedesk.web.errors import error_response
@@ -98,9 +99,10 @@ async def _run(
             if body.dry_run:
                 await connection.rollback()
             else:
-                await restore_search_path(connection, search_path)
-                await _audit(connection, principal, body, "applied", len(results))
-                await connection.commit()
+                async with server_errors_fail_the_script():
+                    await restore_search_path(connection, search_path)
+                    await _audit(connection, principal, body, "applied", len(results))
+                    await connection.commit()
                 source_changes.announce()
         finally:
             await connection.invalidate()

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from coursedesk.errors import DatabaseUnavailable
@@ -79,17 +84,39 @@ async def restore_search_path(connection: AsyncConnection, search_path: str) -> 
     )
 
 
+# Should a COMMIT or ROLLBACK get past check_script, the run must not claim a rollback it lost.
+_ENDED_TRANSACTION = (
+    "the script ended the transaction it was run in, so what it did before that may have "
+    "been committed"
+)
+
+
+async def _transaction_id(cursor: psycopg.AsyncCursor[Any]) -> int:
+    # Qualified, so that a function the script defines cannot stand in for it.
+    await cursor.execute("SELECT pg_catalog.txid_current()")
+    row = await cursor.fetchone()
+    assert row is not None, "a SELECT of one value answers one row"
+    return int(row[0])
+
+
 def _line_of(script: str, position: str | None) -> int | None:
     if not position or not position.isdigit():
         return None
     return script.count("\n", 0, max(0, int(position) - 1)) + 1
 
 
+def _server_failure(exc: psycopg.Error, script: str | None = None) -> ScriptFailed:
+    """The server's error as one line, with the line of `script` it points at, if given."""
+    message = " ".join((exc.diag.message_primary or str(exc)).split())
+    line = None if script is None else _line_of(script, exc.diag.statement_position)
+    return ScriptFailed(message, sqlstate=exc.sqlstate, line=line)
+
+
 async def execute_script(connection: AsyncConnection, script: str) -> list[StatementResult]:
     """Send the script as one simple query and collect each statement's result.
 
-    Raises ScriptFailed with the server's one-line message when a statement fails; the
-    caller's transaction is then aborted and must be rolled back.
+    Raises ScriptFailed with the server's one-line message when a statement fails, or when
+    the script ended the caller's transaction; the caller must then roll back.
     """
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection
@@ -97,6 +124,7 @@ async def execute_script(connection: AsyncConnection, script: str) -> list[State
     results: list[StatementResult] = []
     try:
         async with driver.cursor() as cursor:
+            transaction_id = await _transaction_id(cursor)
             # No parameters: psycopg then uses the simple protocol, which runs many statements.
             await cursor.execute(script.encode(driver.info.encoding))
             while True:
@@ -104,11 +132,25 @@ async def execute_script(connection: AsyncConnection, script: str) -> list[State
                 results.append(StatementResult(cursor.statusmessage or "", rowcount))
                 if not cursor.nextset():
                     break
+            if await _transaction_id(cursor) != transaction_id:
+                raise ScriptFailed(_ENDED_TRANSACTION)
     except psycopg.Error as exc:
         if driver.broken or driver.closed:
             raise DatabaseUnavailable("the database connection was lost") from exc
-        message = " ".join((exc.diag.message_primary or str(exc)).split())
-        raise ScriptFailed(
-            message, sqlstate=exc.sqlstate, line=_line_of(script, exc.diag.statement_position)
-        ) from exc
+        if driver.info.transaction_status != TransactionStatus.INERROR:
+            raise ScriptFailed(_ENDED_TRANSACTION) from exc
+        raise _server_failure(exc, script) from exc
     return results
+
+
+@asynccontextmanager
+async def server_errors_fail_the_script() -> AsyncIterator[None]:
+    """For what still belongs to the script's transaction after it ran (the audit entry,
+    the commit): an error of the server there, say a deferred constraint or a setting the
+    script made, fails the script as an error of its own statements does."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if exc.connection_invalidated or not isinstance(exc.orig, psycopg.Error):
+            raise
+        raise _server_failure(exc.orig) from exc

@@ -2,9 +2,10 @@
 
 Used to refuse transaction control (BEGIN, COMMIT, SAVEPOINT, ...) in a script that must
 run as one transaction: a COMMIT in the middle would make a dry run write for real.
-Quotes, dollar quotes, comments and `BEGIN ATOMIC` bodies are understood, so semicolons and
-keywords inside them are not mistaken for statements. The lexer assumes
-standard_conforming_strings is on, which the runner enforces before sending the script.
+Quotes, dollar quotes, comments and the `BEGIN ATOMIC` bodies of CREATE FUNCTION and
+CREATE PROCEDURE are understood, so semicolons and keywords inside them are not mistaken
+for statements. The lexer assumes standard_conforming_strings is on, which the runner
+enforces before sending the script.
 """
 
 from __future__ import annotations
@@ -13,6 +14,16 @@ from dataclasses import dataclass
 
 _TRANSACTION_CONTROL = frozenset(
     {"abort", "begin", "commit", "end", "release", "rollback", "savepoint", "start"}
+)
+# The only statements whose body may be `BEGIN ATOMIC ... END`; elsewhere `begin atomic` is
+# just words, such as a column `begin` with the alias `atomic`.
+_ROUTINE_STARTS = frozenset(
+    {
+        ("create", "function"),
+        ("create", "procedure"),
+        ("create", "or", "replace", "function"),
+        ("create", "or", "replace", "procedure"),
+    }
 )
 
 
@@ -103,6 +114,9 @@ class _Splitter:
         # Depth inside `CREATE FUNCTION ... BEGIN ATOMIC ... END`, whose body holds semicolons.
         self.atomic_depth = 0
 
+    def _creates_routine(self) -> bool:
+        return tuple(self.words[:2]) in _ROUTINE_STARTS or tuple(self.words[:4]) in _ROUTINE_STARTS
+
     def _token(self, word: str | None) -> None:
         """Note one token: a lower-cased plain word, or None for anything else."""
         self.has_tokens = True
@@ -112,7 +126,7 @@ class _Splitter:
             return
         if self.leading:
             self.words.append(word)
-        if self.words[:1] == ["create"] and self.paren_depth == 0:
+        if self.paren_depth == 0 and self._creates_routine():
             if word == "atomic" and self.previous_word == "begin" and not self.atomic_depth:
                 self.atomic_depth = 1
             elif word == "case" and self.atomic_depth:
