@@ -70,6 +70,61 @@ async def test_bad_input_is_refused_and_nothing_is_queued(
     assert scalar(sync_engine, "SELECT count(*) FROM message_history") == 0
 
 
+async def test_a_dry_run_refuses_what_the_send_refuses(
+    ten_users: None,
+    client: httpx.AsyncClient,
+    operator_headers: dict[str, str],
+    sync_engine: Engine,
+) -> None:
+    for body, _, _ in BAD_BODIES:
+        sent = await client.post("/api/messages/send", json=body, headers=operator_headers)
+        dry_run = await client.post(
+            "/api/messages/send", json=body | {"dry_run": True}, headers=operator_headers
+        )
+        assert (dry_run.status_code, dry_run.json()) == (sent.status_code, sent.json()), body
+    nobody = _body(audience={"type": "users", "user_ids": [404]}, dry_run=True)
+    refused = await client.post("/api/messages/send", json=nobody, headers=operator_headers)
+    assert refused.status_code == 400
+    assert refused.json()["error"] == (
+        "audience: nobody would receive this broadcast (not users: 404)"
+    )
+    counted = await client.post(
+        "/api/messages/send",
+        json=_body(text="<b>hi</b>", parse_mode="HTML", scheduled_at=_in(60), dry_run=True),
+        headers=operator_headers,
+    )
+    assert counted.status_code == 200
+    assert counted.json() == {"total_recipients": 10, "invalid_user_ids": []}
+    assert scalar(sync_engine, "SELECT count(*) FROM message_history") == 0
+
+
+async def test_an_audience_is_counted_without_a_text(
+    ten_users: None,
+    client: httpx.AsyncClient,
+    operator_headers: dict[str, str],
+    viewer_headers: dict[str, str],
+    sync_engine: Engine,
+) -> None:
+    """What the composer's live count asks while the message is still being written."""
+
+    async def count(body: dict[str, object], headers: dict[str, str]) -> httpx.Response:
+        return await client.post("/api/messages/count", json=body, headers=headers)
+
+    everyone = await count({"audience": ALL}, operator_headers)
+    assert everyone.status_code == 200
+    assert everyone.json() == {"total_recipients": 10, "invalid_user_ids": []}
+    listed = await count({"audience": {"type": "users", "user_ids": [1001, 404]}}, operator_headers)
+    assert listed.json() == {"total_recipients": 1, "invalid_user_ids": [404]}
+    nobody = await count({"audience": {"type": "stream", "stream": "none"}}, operator_headers)
+    assert nobody.json() == {"total_recipients": 0, "invalid_user_ids": []}
+    for body in ({"audience": {"type": "everyone"}}, {"audience": ALL, "text": "hi"}, {}):
+        refused = await count(body, operator_headers)
+        assert refused.status_code == 422, body
+        assert "error" in refused.json()
+    assert (await count({"audience": ALL}, viewer_headers)).status_code == 403
+    assert scalar(sync_engine, "SELECT count(*) FROM message_history") == 0
+
+
 async def test_text_that_is_not_json_is_refused(
     client: httpx.AsyncClient, operator_headers: dict[str, str]
 ) -> None:

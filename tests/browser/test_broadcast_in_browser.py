@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -71,11 +72,17 @@ async def test_a_broadcast_is_composed_confirmed_and_delivered(
     await tab.sign_in(Role.operator)
     page = tab.page
 
+    await tab.open("/broadcasts/new")
+    assert await page.get_by_label("Text", exact=True).input_value() == ""
+    live_count = page.locator("#recipient-count [data-recipients]")
+    await expect(live_count).to_have_text(re.compile(r"^[1-9][0-9,]*$"))
+    await expect(page.locator("#recipient-problem")).to_be_hidden()
+
     await compose(tab, "users")
     await page.locator("#student-search").fill("zoya")
     await page.locator("#student-suggestions button").first.click()
     await expect(page.locator("#chosen-students .chip")).to_have_text(["Zoya×"])
-    await expect(page.locator("#recipient-count [data-recipients]")).to_have_text("1")
+    await expect(live_count).to_have_text("1")
     await tab.screenshot("composer")
     await page.get_by_role("button", name="Review and send…").click()
     await page.wait_for_load_state("networkidle")

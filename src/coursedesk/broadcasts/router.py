@@ -14,8 +14,9 @@ from coursedesk.broadcasts.audiences import count_recipients
 from coursedesk.broadcasts.models import DeliveryStatus, MessageStatus
 from coursedesk.broadcasts.one_off import SendingUnavailable, send_test_message
 from coursedesk.broadcasts.schemas import (
+    AudienceCount,
+    CountRequest,
     DeletionAnswer,
-    DryRunAnswer,
     MessageDetail,
     MessageItem,
     MessagePage,
@@ -55,18 +56,24 @@ CSV_COLUMNS = (
         "repeated ids count once, listed ids that are no user come back in "
         "`invalid_user_ids`. `scheduled_at` needs a UTC offset; up to a minute in the past "
         "means now. The text is checked against Telegram's rules for `parse_mode` (HTML or "
-        "MarkdownV2) before anything is queued. With `dry_run` only the audience is counted "
-        "(200) and nothing is written."
+        "MarkdownV2) before anything is queued. With `dry_run` the body is refused just as "
+        "it would be without, else the audience is counted (200) and nothing is written."
     ),
-    responses={200: {"model": DryRunAnswer, "description": "dry_run: the audience's size"}},
+    responses={200: {"model": AudienceCount, "description": "dry_run: the audience's size"}},
 )
 async def send(body: SendRequest, principal: Operator, session: Session) -> Any:
     if body.dry_run:
-        counted = await count_recipients(session, body.audience)
+        checked = await service.check_broadcast(
+            session,
+            text=body.text,
+            audience=body.audience,
+            parse_mode=body.parse_mode,
+            scheduled_at=body.scheduled_at,
+        )
         return JSONResponse(
-            DryRunAnswer(
-                total_recipients=counted.total_recipients,
-                invalid_user_ids=counted.invalid_user_ids,
+            AudienceCount(
+                total_recipients=checked.total_recipients,
+                invalid_user_ids=checked.invalid_user_ids,
             ).model_dump()
         )
     created = await service.create_broadcast(
@@ -82,6 +89,21 @@ async def send(body: SendRequest, principal: Operator, session: Session) -> Any:
         status=created.status,
         total_recipients=created.total_recipients,
         invalid_user_ids=created.invalid_user_ids,
+    )
+
+
+@router.post(
+    "/count",
+    summary="Count an audience (operator)",
+    description=(
+        "Who a broadcast to `audience` would reach now, with no text to check yet: the "
+        "composer's live count. Nobody in it answers 0; nothing is written."
+    ),
+)
+async def count(body: CountRequest, _: Operator, session: Session) -> AudienceCount:
+    counted = await count_recipients(session, body.audience)
+    return AudienceCount(
+        total_recipients=counted.total_recipients, invalid_user_ids=counted.invalid_user_ids
     )
 
 
@@ -183,7 +205,12 @@ async def recipients(
 @router.post(
     "/{message_id}/cancel",
     summary="Stop a scheduled or sending broadcast (operator)",
-    description="Its pending recipients become `cancelled`; a sent or cancelled one gives 409.",
+    description=(
+        "Its pending recipients become `cancelled`; a sent or cancelled one gives 409. Sends "
+        "already on their way (a worker's in-flight limit at most) are among the cancelled "
+        "in this answer, yet may still land: those then move to `sent`, and a delete of the "
+        "broadcast removes them too."
+    ),
 )
 async def cancel(message_id: MessageId, principal: Operator, session: Session) -> MessageItem:
     message = await service.cancel_broadcast(session, message_id, principal.actor)
@@ -199,7 +226,9 @@ async def cancel(message_id: MessageId, principal: Operator, session: Session) -
         "the shared rate. Progress shows on the broadcast: `deletion` is `deleting`, then "
         "`deleted`; recipients become `deleted`, and those Telegram refuses (messages older "
         "than 48 hours) stay `sent` with the refusal as their error and are counted in "
-        "`delete_refused`. 409 while it is scheduled or sending, or has nothing delivered."
+        "`delete_refused`. A cancelled broadcast's sends that land after the request are "
+        "deleted too, so more than `queued` may be deleted in the end. 409 while it is "
+        "scheduled or sending, or has nothing delivered."
     ),
 )
 async def delete(message_id: MessageId, principal: Operator, session: Session) -> DeletionAnswer:

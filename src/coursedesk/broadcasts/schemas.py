@@ -40,7 +40,17 @@ class SendAnswer(BaseModel):
     invalid_user_ids: list[int]
 
 
-class DryRunAnswer(BaseModel):
+class CountRequest(BaseModel):
+    """An audience to count, with no message yet (the composer's live count)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    audience: Audience
+
+
+class AudienceCount(BaseModel):
+    """How many an audience reaches now, and the listed ids that are no user."""
+
     total_recipients: int
     invalid_user_ids: list[int]
 

@@ -15,14 +15,17 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursedesk.audit.service import record
+from coursedesk.broadcasts import deliveries
 from coursedesk.broadcasts.audiences import (
     Audience,
     allow_long_statement,
+    count_recipients,
     insert_recipients,
     recipient_group_of,
     recipient_type_of,
     unknown_user_ids,
 )
+from coursedesk.broadcasts.deletions import CURSOR_START
 from coursedesk.broadcasts.models import (
     DeliveryStatus,
     MessageHistory,
@@ -79,9 +82,60 @@ class CreatedBroadcast:
     invalid_user_ids: list[int]
 
 
+@dataclass(frozen=True)
+class CheckedBroadcast:
+    """A broadcast create_broadcast would accept now, and whom it would reach."""
+
+    parse_mode: str | None
+    send_at: datetime | None
+    total_recipients: int
+    invalid_user_ids: list[int]
+
+
+@dataclass(frozen=True)
+class _CheckedMessage:
+    parse_mode: str | None
+    now: datetime
+    send_at: datetime | None
+
+
 async def database_now(session: AsyncSession) -> datetime:
     now: datetime = await session.scalar(select(func.now()))  # type: ignore[assignment]
     return now
+
+
+async def _checked_message(
+    session: AsyncSession, text: str, parse_mode: str | None, scheduled_at: datetime | None
+) -> _CheckedMessage:
+    """The parse mode, text and time of a broadcast, refused as InvalidInput if wrong."""
+    mode = checked_parse_mode(parse_mode)
+    checked_text(text, mode)
+    now = await database_now(session)
+    return _CheckedMessage(mode, now, checked_schedule(scheduled_at, now))
+
+
+def _nobody_would_receive(invalid_user_ids: Sequence[int]) -> InvalidInput:
+    unknown = f" (not users: {_listed(invalid_user_ids)})" if invalid_user_ids else ""
+    return InvalidInput(f"audience: nobody would receive this broadcast{unknown}")
+
+
+async def check_broadcast(
+    session: AsyncSession,
+    *,
+    text: str,
+    audience: Audience,
+    parse_mode: str | None = None,
+    scheduled_at: datetime | None = None,
+) -> CheckedBroadcast:
+    """A dry run of create_broadcast: what it would refuse is refused with the same
+    message, then the audience is counted; nothing is written."""
+    checked = await _checked_message(session, text, parse_mode, scheduled_at)
+    counted = await count_recipients(session, audience)
+    if counted.total_recipients == 0:
+        raise _nobody_would_receive(counted.invalid_user_ids)
+    return CheckedBroadcast(
+        checked.parse_mode, checked.send_at, counted.total_recipients, counted.invalid_user_ids
+    )
 
 
 async def create_broadcast(
@@ -97,19 +151,16 @@ async def create_broadcast(
 
     An audience with nobody in it is refused (InvalidInput) and nothing is kept.
     """
-    mode = checked_parse_mode(parse_mode)
-    checked_text(text, mode)
-    now = await database_now(session)
-    when = checked_schedule(scheduled_at, now)
+    checked = await _checked_message(session, text, parse_mode, scheduled_at)
     message = MessageHistory(
         message_text=text,
-        parse_mode=mode,
+        parse_mode=checked.parse_mode,
         status="scheduled",
         recipient_type=recipient_type_of(audience),
         recipient_group=recipient_group_of(audience),
         audience=audience.model_dump(mode="json"),
         created_by=actor,
-        scheduled_at=when or now,
+        scheduled_at=checked.send_at or checked.now,
     )
     session.add(message)
     await session.flush()
@@ -117,8 +168,7 @@ async def create_broadcast(
     invalid = await unknown_user_ids(session, audience)
     await session.refresh(message)
     if message.total_recipients == 0:
-        unknown = f" (not users: {_listed(invalid)})" if invalid else ""
-        raise InvalidInput(f"audience: nobody would receive this broadcast{unknown}")
+        raise _nobody_would_receive(invalid)
     await record(
         session,
         actor,
@@ -234,6 +284,8 @@ async def cancel_broadcast(session: AsyncSession, message_id: int, actor: str) -
 
     Sends already on their way may still land: the worker records those as sent,
     because the chat has the message (and a later delete must be able to find it).
+    So cancelled_deliveries, read right after, counts those too (sends_under_way says
+    how many), and a few may move on to sent.
     """
     message = await get_message(session, message_id, lock=True)
     if message.status not in ("scheduled", "sending"):
@@ -267,6 +319,11 @@ async def cancel_broadcast(session: AsyncSession, message_id: int, actor: str) -
     return message
 
 
+async def sends_under_way(session: AsyncSession, message_id: int) -> int:
+    """A cancelled broadcast's sends that were on their way and may land yet (then sent)."""
+    return await deliveries.sends_under_way(await session.connection(), message_id)
+
+
 @dataclass(frozen=True)
 class QueuedDeletion:
     message_id: int
@@ -279,7 +336,9 @@ async def request_deletion(session: AsyncSession, message_id: int, actor: str) -
     A million deliveries cannot be deleted within a request, so this only records the
     request: workers queue the delivered recipients in chunks and work through them at
     the shared rate. Telegram refuses messages older than 48 hours; those stay `sent`
-    with the refusal as their error and are counted in delete_refused.
+    with the refusal as their error and are counted in delete_refused. Sends of a
+    cancelled broadcast that land after this are deleted too (deletions.py), so more
+    than `queued` messages may be deleted in the end.
     """
     message = await get_message(session, message_id, lock=True)
     if message.status == "scheduled" or message.started_at is None:
@@ -297,7 +356,7 @@ async def request_deletion(session: AsyncSession, message_id: int, actor: str) -
         .values(
             delete_requested_at=func.now(),
             deleted_at=None,
-            delete_cursor=0,
+            delete_cursor=CURSOR_START,
             delete_refused=0,
         )
     )

@@ -10,9 +10,9 @@ import typer
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from coursedesk.broadcasts.audiences import count_recipients, parse_audience_argument
+from coursedesk.broadcasts.audiences import parse_audience_argument
 from coursedesk.broadcasts.schemas import MessageDetail
-from coursedesk.broadcasts.service import create_broadcast, get_message
+from coursedesk.broadcasts.service import check_broadcast, create_broadcast, get_message
 from coursedesk.cli.common import cli_actor, console, err_console, in_transaction, print_json
 from coursedesk.errors import InvalidInput
 
@@ -41,7 +41,8 @@ def send(
         str | None, typer.Option("--at", help="Send at this ISO 8601 time (with its offset)")
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Only count the recipients; queue nothing")
+        bool,
+        typer.Option("--dry-run", help="Check it and count the recipients; queue nothing"),
     ] = False,
     parse_mode: Annotated[
         str | None, typer.Option("--parse-mode", help="HTML or MarkdownV2 (default: plain)")
@@ -52,9 +53,17 @@ def send(
     chosen = parse_audience_argument(audience)
     when = _parse_at(at)
     if dry_run:
-        counted = in_transaction(lambda session: count_recipients(session, chosen))
-        typer.echo(counted.total_recipients)
-        invalid = counted.invalid_user_ids
+        checked = in_transaction(
+            lambda session: check_broadcast(
+                session,
+                text=message,
+                audience=chosen,
+                parse_mode=parse_mode,
+                scheduled_at=when,
+            )
+        )
+        typer.echo(checked.total_recipients)
+        invalid = checked.invalid_user_ids
     else:
         actor = cli_actor()
         created = in_transaction(

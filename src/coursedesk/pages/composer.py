@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursedesk.accounts.service import Principal
 from coursedesk.broadcasts import service
-from coursedesk.broadcasts.audiences import Audience, count_recipients
+from coursedesk.broadcasts.audiences import Audience
 from coursedesk.broadcasts.one_off import send_test_message
 from coursedesk.config import Settings
 from coursedesk.db.engine import Database
@@ -113,15 +113,21 @@ class Reviewed:
 
 async def review(session: AsyncSession, draft: Draft, settings: Settings) -> Reviewed:
     """Everything create_broadcast would refuse, refused now, and the audience counted."""
-    mode = service.checked_parse_mode(draft.parse_mode or None)
-    service.checked_text(draft.text, mode)
     audience = draft.audience()
-    now = await service.database_now(session)
-    send_at = service.checked_schedule(draft.schedule(settings.timezone), now)
-    counted = await count_recipients(session, audience)
-    if counted.total_recipients == 0:
-        raise InvalidInput("nobody would receive this broadcast: the audience is empty")
-    return Reviewed(mode, audience, send_at, counted.total_recipients, counted.invalid_user_ids)
+    checked = await service.check_broadcast(
+        session,
+        text=draft.text,
+        audience=audience,
+        parse_mode=draft.parse_mode or None,
+        scheduled_at=draft.schedule(settings.timezone),
+    )
+    return Reviewed(
+        checked.parse_mode,
+        audience,
+        checked.send_at,
+        checked.total_recipients,
+        checked.invalid_user_ids,
+    )
 
 
 async def _test_send(

@@ -66,11 +66,7 @@
       showCount("—", "students will receive it", chosen);
       return;
     }
-    const answer = await sendJSON("POST", "/api/messages/send", {
-      text: text.value,
-      audience: chosen,
-      dry_run: true,
-    });
+    const answer = await sendJSON("POST", "/api/messages/count", { audience: chosen });
     if (!answer.ok) {
       showCount("—", "students will receive it", answer.body.error);
       return;
