@@ -1,10 +1,20 @@
 """Deleting a broadcast from the chats as a job: queue delivered recipients, claim, record.
 
-A delete request only marks the message (delete_requested_at, delete_cursor = 0).
-Workers then queue its delivered recipients into message_deletions a chunk at a time,
-in user_id order from delete_cursor, and claim queue rows with a lease exactly as they
-claim pending recipients, so a million deletions survive crashes and keep the rate.
-When the cursor has passed the last recipient and the queue is empty, deleted_at is set.
+A delete request only marks the message (delete_requested_at, delete_cursor =
+CURSOR_START). Workers then queue its delivered recipients into message_deletions a
+chunk at a time, in user_id order from delete_cursor, and claim queue rows with a lease
+exactly as they claim pending recipients, so a million deletions survive crashes and
+keep the rate. The cursor is the lowest user_id not yet looked at: it starts at the
+lowest bigint, so no recipient is below it, and becomes NULL once all were looked at.
+
+A cancelled broadcast can be deleted while some of its sends are still on their way:
+their rows are cancelled but keep their lease (deliveries.py). When one lands, the
+writer records it as sent and, in the same statement, queues it for deletion if the
+cursor has passed it (if not, the cursor will find it). The deletion is therefore
+finished (deleted_at set) only once the cursor is done, the queue is empty and no
+cancelled recipient of the broadcast is under a live lease. A killed worker's leases
+run out within the lease time, so nothing waits on it for longer; should a worker
+stalled past its lease record a delivery after all, the deletion is reopened for it.
 """
 
 from __future__ import annotations
@@ -15,10 +25,11 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from coursedesk.broadcasts.deliveries import lock_broadcasts
+from coursedesk.broadcasts.audiences import USER_ID_MAX
+from coursedesk.broadcasts.deliveries import MAY_STILL_LAND, lock_broadcasts
 
-CURSOR_DONE = 2**63 - 1
-"""delete_cursor once every delivered recipient has been queued."""
+CURSOR_START = -(2**63)
+"""delete_cursor when a deletion is asked for: the lowest bigint, no user_id is below it."""
 
 DELETING_BROADCASTS = text(
     """
@@ -40,11 +51,11 @@ FOR UPDATE
 
 QUEUE_NEXT_CHUNK = text(
     """
--- queue_deletion_chunk: the next :size delivered recipients after the cursor join the
--- queue, and the cursor moves past them (to CURSOR_DONE when none are left).
+-- queue_deletion_chunk: the next :size delivered recipients from the cursor on join the
+-- queue, and the cursor moves past them (to NULL when no recipient is left after them).
 WITH chunk AS (
     SELECT id, user_id FROM message_recipients
-    WHERE message_id = :message_id AND user_id > :cursor AND delivery_status = 'sent'
+    WHERE message_id = :message_id AND delivery_status = 'sent' AND user_id >= :cursor
     ORDER BY user_id
     LIMIT :size
 ),
@@ -54,7 +65,10 @@ queued AS (
     ON CONFLICT (recipient_id) DO NOTHING
 )
 UPDATE message_history
-SET delete_cursor = coalesce((SELECT max(user_id) FROM chunk), :done)
+SET delete_cursor = (
+    SELECT CASE WHEN count(*) = :size AND max(user_id) < :top THEN max(user_id) + 1 END
+    FROM chunk
+)
 WHERE id = :message_id
 RETURNING delete_cursor
 """
@@ -152,15 +166,19 @@ WHERE d.recipient_id = o.id AND d.lease_owner = :owner
 )
 
 FINISH_DELETIONS = text(
-    """
--- finish_deletions: a deletion is finished once its cursor is done and its queue empty.
+    f"""
+-- finish_deletions: a deletion is finished once its cursor is done, its queue empty and
+-- none of its cancelled sends can still land.
 UPDATE message_history AS m
 SET deleted_at = now()
 WHERE m.id = ANY(CAST(:ids AS integer[]))
   AND m.delete_requested_at IS NOT NULL
   AND m.deleted_at IS NULL
-  AND m.delete_cursor = :done
+  AND m.delete_cursor IS NULL
   AND NOT EXISTS (SELECT 1 FROM message_deletions AS d WHERE d.message_id = m.id)
+  AND NOT EXISTS (
+      SELECT 1 FROM message_recipients AS r WHERE r.message_id = m.id AND {MAY_STILL_LAND}
+  )
 RETURNING m.id
 """
 )
@@ -169,11 +187,11 @@ RETURNING m.id
 @dataclass(frozen=True, slots=True)
 class DeletingBroadcast:
     message_id: int
-    cursor: int
+    cursor: int | None
 
     @property
     def fully_queued(self) -> bool:
-        return self.cursor == CURSOR_DONE
+        return self.cursor is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,24 +218,29 @@ class DeletionOutcome:
 
 async def deleting_broadcasts(connection: AsyncConnection) -> list[DeletingBroadcast]:
     rows = await connection.execute(DELETING_BROADCASTS)
-    return [DeletingBroadcast(row.id, row.delete_cursor or 0) for row in rows]
+    return [DeletingBroadcast(row.id, row.delete_cursor) for row in rows]
 
 
 async def queue_next_chunk(connection: AsyncConnection, message_id: int, *, size: int) -> bool:
-    """Queue the next chunk of a broadcast's deliveries; False when all were queued already.
+    """Queue the next chunk of a broadcast's deliveries; False once all are queued.
 
     Also finishes the deletion when nothing is left to queue or to do.
     """
     cursor = await connection.scalar(LOCK_DELETION, {"message_id": message_id})
-    if cursor is None or cursor == CURSOR_DONE:
-        return False
-    moved_to = await connection.scalar(
-        QUEUE_NEXT_CHUNK,
-        {"message_id": message_id, "cursor": cursor, "size": size, "done": CURSOR_DONE},
-    )
-    if moved_to == CURSOR_DONE:
-        await connection.execute(FINISH_DELETIONS, {"ids": [message_id], "done": CURSOR_DONE})
-    return True
+    if cursor is not None:
+        cursor = await connection.scalar(
+            QUEUE_NEXT_CHUNK,
+            {"message_id": message_id, "cursor": cursor, "size": size, "top": USER_ID_MAX},
+        )
+    if cursor is None:
+        await finish_deletions(connection, [message_id])
+    return cursor is not None
+
+
+async def finish_deletions(connection: AsyncConnection, message_ids: Sequence[int]) -> list[int]:
+    """Mark finished the deletions among these that are; answers those."""
+    finished = await connection.execute(FINISH_DELETIONS, {"ids": sorted(set(message_ids))})
+    return [row.id for row in finished]
 
 
 async def claim_due_deletions(
@@ -289,5 +312,4 @@ async def record_outcomes(
                 "retry_in": [o.retry_in for o in retried],
             },
         )
-    finished = await connection.execute(FINISH_DELETIONS, {"ids": message_ids, "done": CURSOR_DONE})
-    return [row.id for row in finished]
+    return await finish_deletions(connection, message_ids)

@@ -6,6 +6,11 @@ waiting out a backoff, or was held by a worker that died. One range of the parti
 index (message_id, next_attempt_at) WHERE pending therefore finds all of them, and a
 claimed row moves out of the way of the next claim.
 
+A cancel turns claimed rows cancelled too, but their lease stays: a send already on its
+way may still land, and its worker records it as sent under that lease. The heartbeat
+keeps renewing it while the call lasts, so a deletion of the broadcast knows to wait
+for it (deletions.py).
+
 Lock order, everywhere: message_history rows first (sorted), then recipient rows.
 The tally trigger locks the message row when a delivery_status changes, and a cancel
 locks it before touching the recipients, so taking it first here rules out deadlocks.
@@ -19,6 +24,14 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+MAY_STILL_LAND = (
+    "delivery_status = 'cancelled' AND lease_owner IS NOT NULL AND lease_expires_at > now()"
+)
+"""A recipient row cancelled while its send was on its way, which may land yet.
+
+Served by the partial index ix_message_recipients_cancelled_leased (migration 0006).
+"""
+
 SENDING_BROADCASTS = text(
     """
 -- sending_broadcasts: what workers send, oldest schedule first.
@@ -30,7 +43,8 @@ ORDER BY scheduled_at, id
 
 CLAIM_DUE_RECIPIENTS = text(
     """
--- claim_due_recipients: lease up to :limit due recipients of one sending broadcast.
+-- claim_due_recipients: lease up to :limit due recipients of one sending broadcast,
+-- saying of each whether the user has blocked the bot since the broadcast was created.
 -- SKIP LOCKED lets any number of workers claim at once without waiting on each other.
 WITH due AS (
     SELECT id FROM message_recipients
@@ -47,21 +61,26 @@ SET lease_owner = :owner,
     next_attempt_at = now() + make_interval(secs => :lease)
 FROM due
 WHERE r.id = due.id
-RETURNING r.id, r.user_id, r.attempts
+RETURNING r.id, r.user_id, r.attempts,
+    -- A scalar subquery, so one primary-key lookup per row (EXISTS was planned as a
+    -- hash of every blocked user, built by reading all of bot_users at each claim).
+    coalesce((SELECT b.is_blocked FROM bot_users AS b WHERE b.user_id = r.user_id), false)
+        AS blocked
 """
 )
 
 RENEW_LEASES = text(
     """
--- renew_recipient_leases: keep the rows this worker still holds; answers those it does
--- (a cancelled broadcast's rows, or rows taken over after a stall, are not among them).
+-- renew_recipient_leases: keep the rows this worker still holds, cancelled ones too (a
+-- send on its way may still land); answers the rows still to send (a cancelled
+-- broadcast's rows, or rows taken over after a stall, are not among them).
 UPDATE message_recipients
 SET lease_expires_at = now() + make_interval(secs => :lease),
     next_attempt_at = now() + make_interval(secs => :lease)
 WHERE id = ANY(CAST(:ids AS bigint[]))
   AND lease_owner = :owner
-  AND delivery_status = 'pending'
-RETURNING id
+  AND delivery_status IN ('pending', 'cancelled')
+RETURNING id, delivery_status
 """
 )
 
@@ -89,27 +108,48 @@ RECORD_OUTCOMES = text(
 -- trigger updates each message's figures once. Only rows this worker still holds are
 -- written: pending under its lease, or cancelled under its lease when the message was
 -- delivered all the same (the chat has it, and a delete must be able to find it).
-UPDATE message_recipients AS r
-SET delivery_status = o.status,
-    telegram_message_id = o.telegram_message_id,
-    error = o.error,
-    attempts = o.attempts,
-    next_attempt_at = now() + make_interval(secs => o.retry_in),
-    lease_owner = NULL,
-    lease_expires_at = NULL,
-    sent_at = CASE WHEN o.status = 'sent' THEN now() END,
-    updated_at = now()
-FROM unnest(
-    CAST(:ids AS bigint[]),
-    CAST(:statuses AS text[]),
-    CAST(:telegram_message_ids AS bigint[]),
-    CAST(:errors AS text[]),
-    CAST(:attempts AS integer[]),
-    CAST(:retry_in AS double precision[])
-) AS o(id, status, telegram_message_id, error, attempts, retry_in)
-WHERE r.id = o.id
-  AND r.lease_owner = :owner
-  AND (r.delivery_status = 'pending' OR (r.delivery_status = 'cancelled' AND o.status = 'sent'))
+-- Such a late delivery of a broadcast being deleted joins the deletion queue unless
+-- the cursor has yet to reach it, and reopens a deletion that finished without it.
+WITH recorded AS (
+    UPDATE message_recipients AS r
+    SET delivery_status = o.status,
+        telegram_message_id = o.telegram_message_id,
+        error = o.error,
+        attempts = o.attempts,
+        next_attempt_at = now() + make_interval(secs => o.retry_in),
+        lease_owner = NULL,
+        lease_expires_at = NULL,
+        sent_at = CASE WHEN o.status = 'sent' THEN now() END,
+        updated_at = now()
+    FROM unnest(
+        CAST(:ids AS bigint[]),
+        CAST(:statuses AS text[]),
+        CAST(:telegram_message_ids AS bigint[]),
+        CAST(:errors AS text[]),
+        CAST(:attempts AS integer[]),
+        CAST(:retry_in AS double precision[])
+    ) AS o(id, status, telegram_message_id, error, attempts, retry_in)
+    WHERE r.id = o.id
+      AND r.lease_owner = :owner
+      AND (r.delivery_status = 'pending'
+           OR (r.delivery_status = 'cancelled' AND o.status = 'sent'))
+    RETURNING r.id, r.message_id, r.user_id, r.delivery_status
+),
+late AS (
+    SELECT recorded.id, recorded.message_id
+    FROM recorded JOIN message_history AS m ON m.id = recorded.message_id
+    WHERE recorded.delivery_status = 'sent'
+      AND m.delete_requested_at IS NOT NULL
+      AND (m.delete_cursor IS NULL OR recorded.user_id < m.delete_cursor)
+),
+queued AS (
+    INSERT INTO message_deletions (recipient_id, message_id)
+    SELECT id, message_id FROM late
+    ON CONFLICT (recipient_id) DO NOTHING
+)
+UPDATE message_history
+SET deleted_at = NULL
+WHERE id IN (SELECT message_id FROM late) AND deleted_at IS NOT NULL
 """
 )
 
@@ -139,6 +179,14 @@ SET is_blocked = true,
 )
 
 
+COUNT_MAY_STILL_LAND = text(
+    f"""
+-- count_sends_under_way: a cancelled broadcast's sends that were on their way.
+SELECT count(*) FROM message_recipients WHERE message_id = :message_id AND {MAY_STILL_LAND}
+"""
+)
+
+
 @dataclass(frozen=True, slots=True)
 class BroadcastText:
     message_id: int
@@ -152,6 +200,8 @@ class ClaimedRecipient:
     message_id: int
     user_id: int
     attempts: int
+    blocked: bool
+    """The user has blocked the bot since the broadcast was created: not to be sent to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +217,20 @@ class DeliveryOutcome:
     retry_in: float = 0.0
 
 
+NOT_SENT_BLOCKED = "not sent: the user has blocked the bot"
+
+
+def blocked_outcome(recipient: ClaimedRecipient) -> DeliveryOutcome:
+    """Failed without a try, as a 403 would have answered: the user blocked the bot."""
+    return DeliveryOutcome(
+        recipient.recipient_id,
+        recipient.message_id,
+        "failed",
+        recipient.attempts,
+        error=NOT_SENT_BLOCKED,
+    )
+
+
 async def sending_broadcasts(connection: AsyncConnection) -> list[BroadcastText]:
     rows = await connection.execute(SENDING_BROADCASTS)
     return [BroadcastText(row.id, row.message_text, row.parse_mode) for row in rows]
@@ -179,20 +243,29 @@ async def claim_due_recipients(
         CLAIM_DUE_RECIPIENTS,
         {"message_id": message_id, "owner": owner, "limit": limit, "lease": lease},
     )
-    return [ClaimedRecipient(row.id, message_id, row.user_id, row.attempts) for row in rows]
+    return [
+        ClaimedRecipient(row.id, message_id, row.user_id, row.attempts, row.blocked) for row in rows
+    ]
 
 
 async def renew_leases(
     connection: AsyncConnection, ids: Sequence[int], *, owner: str, lease: float
 ) -> set[int]:
+    """Renew the leases of these rows; answers those still to send (pending)."""
     rows = await connection.execute(
         RENEW_LEASES, {"ids": list(ids), "owner": owner, "lease": lease}
     )
-    return {row.id for row in rows}
+    return {row.id for row in rows if row.delivery_status == "pending"}
 
 
 async def release_leases(connection: AsyncConnection, ids: Sequence[int], *, owner: str) -> None:
     await connection.execute(RELEASE_LEASES, {"ids": list(ids), "owner": owner})
+
+
+async def sends_under_way(connection: AsyncConnection, message_id: int) -> int:
+    """How many of a cancelled broadcast's sends were on their way and may land yet."""
+    count = await connection.scalar(COUNT_MAY_STILL_LAND, {"message_id": message_id})
+    return int(count or 0)
 
 
 async def lock_broadcasts(connection: AsyncConnection, message_ids: Sequence[int]) -> None:

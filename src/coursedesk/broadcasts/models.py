@@ -76,7 +76,7 @@ class MessageHistory(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     delete_requested_at: Mapped[datetime | None]
     delete_cursor: Mapped[int | None] = mapped_column(BigInteger)
-    """The highest user_id whose delivered message has been queued for deletion."""
+    """While deleting: the lowest user_id not yet queued for deletion; NULL once all are."""
     delete_refused: Mapped[int] = mapped_column(Integer, server_default="0")
     """Delivered messages Telegram would not delete (too old, chat gone)."""
 
@@ -93,6 +93,12 @@ class MessageRecipient(Base):
             "message_id",
             "next_attempt_at",
             postgresql_where=text("delivery_status = 'pending'"),
+        ),
+        Index(
+            "ix_message_recipients_cancelled_leased",
+            "message_id",
+            "lease_expires_at",
+            postgresql_where=text("delivery_status = 'cancelled' AND lease_owner IS NOT NULL"),
         ),
     )
 

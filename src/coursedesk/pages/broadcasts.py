@@ -155,19 +155,21 @@ def _refused(request: Request, message_id: int, exc: CoursedeskError) -> Redirec
 async def cancel(
     request: Request, principal: PageOperator, session: Session, message_id: MessageId
 ) -> RedirectResponse:
-    """Stop a scheduled or sending broadcast; what is not sent yet never will be."""
+    """Stop a scheduled or sending broadcast; what is not on its way yet never will be."""
     try:
         async with all_or_nothing(session):
             message = await service.cancel_broadcast(session, message_id, principal.actor)
+            under_way = await service.sends_under_way(session, message_id)
     except CoursedeskError as exc:
         return _refused(request, message_id, exc)
-    unsent = message.cancelled_deliveries
-    return redirect_with_flash(
-        request,
-        f"/broadcasts/{message_id}",
+    unsent = message.cancelled_deliveries - under_way
+    flash = (
         f"Broadcast #{message_id} cancelled: {unsent:,} message{'s' if unsent != 1 else ''} "
-        "will not be sent.",
+        "will not be sent."
     )
+    if under_way:
+        flash += f" Up to {under_way:,} more, already on their way, may still arrive."
+    return redirect_with_flash(request, f"/broadcasts/{message_id}", flash)
 
 
 @router.post("/broadcasts/{message_id}/delete")
