@@ -99,6 +99,18 @@ async def test_search_finds_a_student_whose_stream_change_sticks(
     assert "saved" in await page.locator(".flash").inner_text()
     assert await page.locator('[data-field="status"]').inner_text() == "Confirmed"
 
+    await page.get_by_role("button", name="Edit").first.click()
+    await dialog.get_by_label("Referral code").fill("NEWCODE")
+    await dialog.get_by_label("Discount, %").fill("12.345")
+    # Past the browser's own step check, as a pasted value or an older browser gets.
+    async with page.expect_navigation():
+        await dialog.locator("form").evaluate("form => form.submit()")
+    await page.wait_for_load_state("networkidle")
+    await expect(dialog.get_by_role("alert")).to_contain_text("no more than 2 decimal places")
+    await expect(dialog.get_by_label("Referral code")).to_have_value("NEWCODE")
+    await expect(dialog.get_by_label("Discount, %")).to_have_value("12.345")
+    assert len(tab.console.take("status of 400")) == 1
+
 
 async def test_a_viewer_cannot_reach_the_composer(open_tab: OpenTab) -> None:
     tab = await open_tab()

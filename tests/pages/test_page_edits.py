@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,6 +25,39 @@ def booking_of(engine: Engine, user_id: int) -> dict[str, object]:
             {"user": user_id},
         ).one()
     return dict(row._mapping)
+
+
+class _FormFields(HTMLParser):
+    """The fields one form of a page would send: inputs, and each select's chosen option."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__()
+        self.action = action
+        self.inside = False
+        self.select: str | None = None
+        self.fields: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {name: value or "" for name, value in attrs}
+        if tag == "form":
+            self.inside = found.get("action") == self.action
+        elif self.inside and tag == "input":
+            self.fields[found["name"]] = found.get("value", "")
+        elif self.inside and tag == "select":
+            self.select = found["name"]
+        elif self.inside and tag == "option" and self.select and "selected" in found:
+            self.fields[self.select] = found["value"]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self.inside = False
+
+
+def form_fields(page: str, action: str) -> dict[str, str]:
+    parser = _FormFields(action)
+    parser.feed(page)
+    assert parser.fields, f"no form posting to {action}"
+    return parser.fields
 
 
 def audit_actors(engine: Engine, table: str) -> list[str]:
@@ -76,10 +110,12 @@ async def test_a_student_without_a_live_booking_keeps_no_stream(
     refused = await client.post(
         f"/users/{CHLOE}/stream", data={"course_stream": "PY-1", "csrf_token": form_token(page)}
     )
-    assert refused.status_code == 303
-    shown = await client.get(f"/users/{CHLOE}")
-    assert "The stream was not changed" in shown.text
-    assert 'class="flash flash-error"' in shown.text
+    assert refused.status_code == 400
+    assert "The stream was not changed" in refused.text
+    assert 'class="flash flash-error"' in refused.text
+    assert form_fields(refused.text, f"/users/{CHLOE}/stream")["course_stream"] == "PY-1"
+    assert "has no booking that is not cancelled</p>" in refused.text
+    assert audit_actors(sync_engine, "booking") == []
 
 
 async def test_a_booking_edit_saves_what_changed_and_refuses_nonsense(
@@ -109,8 +145,8 @@ async def test_a_booking_edit_saves_what_changed_and_refuses_nonsense(
     nonsense = await client.post(
         f"/bookings/{booking['id']}/edit", data=unchanged | {"discount_percent": "250"}
     )
-    assert nonsense.status_code == 303
-    assert "was not saved" in (await client.get(f"/users/{ANNA}")).text
+    assert nonsense.status_code == 400
+    assert "was not saved" in nonsense.text
     assert booking_of(sync_engine, ANNA) == booking
 
     saved = await client.post(
@@ -128,6 +164,37 @@ async def test_a_booking_edit_saves_what_changed_and_refuses_nonsense(
     page = await client.get(f"/users/{ANNA}")
     assert f"Booking #{booking['id']} saved." in page.text
     assert 'class="badge cancelled"' in page.text
+
+
+async def test_a_refused_booking_edit_comes_back_with_what_was_typed(
+    signed_in: SignIn, sync_engine: Engine
+) -> None:
+    add_students(sync_engine)
+    client = await signed_in(Role.operator)
+    booking = booking_of(sync_engine, ANNA)
+    action = f"/bookings/{booking['id']}/edit"
+    opened = form_fields((await client.get(f"/users/{ANNA}")).text, action)
+    assert opened["referral_code"] == opened["was_referral_code"] == "FRIEND10"
+    typed = opened | {"referral_code": "NEWCODE", "discount_percent": "12.345"}
+
+    refused = await client.post(action, data=typed)
+    assert refused.status_code == 400
+    assert f"Booking #{booking['id']} was not saved: discount_percent:" in refused.text
+    assert "no more than 2 decimal places</p>" in refused.text, "the form says why"
+    assert f'id="edit-booking-{booking["id"]}" popover class="edit-dialog" data-open' in (
+        refused.text
+    )
+    assert form_fields(refused.text, action) == typed
+    assert booking_of(sync_engine, ANNA) == booking
+    assert audit_actors(sync_engine, "booking") == []
+
+    corrected = form_fields(refused.text, action) | {"discount_percent": "12.34"}
+    saved = await client.post(action, data=corrected)
+    assert saved.status_code == 303
+    after = booking_of(sync_engine, ANNA)
+    assert (after["referral_code"], str(after["discount_percent"])) == ("NEWCODE", "12.34")
+    shown = form_fields((await client.get(f"/users/{ANNA}")).text, action)
+    assert (shown["referral_code"], shown["was_referral_code"]) == ("NEWCODE", "NEWCODE")
 
 
 async def test_a_viewer_sees_no_edit_form_and_is_refused(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
@@ -12,9 +13,12 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from coursedesk.accounts.service import Principal
 from coursedesk.analytics import service as analytics
 from coursedesk.analytics.models import USER_STATUSES
+from coursedesk.analytics.schemas import BookingRow
 from coursedesk.broadcasts.models import MessageHistory, MessageRecipient
+from coursedesk.pages.flash import Flash
 from coursedesk.pages.paging import PageNumber, pages_of
 from coursedesk.pages.rendering import render_page
 from coursedesk.pages.routes import page_router
@@ -109,15 +113,55 @@ async def student_list(
     )
 
 
-# The primary, not the replica: after an edit this page must show it at once.
-@router.get("/users/{user_id}")
-async def student_page(
-    request: Request, principal: PageViewer, session: Session, user_id: UserId
+@dataclass(frozen=True)
+class EditForm:
+    """An edit form on a student's page: what it shows, what it was opened with, and why
+    the server refused it, when it did."""
+
+    values: Mapping[str, str]
+    was: Mapping[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A refused edit: the message for the top of the page, and the form as it was sent
+    (the stream form, or the form of booking `booking_id`)."""
+
+    message: str
+    form: EditForm
+    booking_id: int | None = None
+
+
+def booking_fields(booking: BookingRow) -> dict[str, str]:
+    """A booking's editable fields as its form holds them."""
+    discount = booking.discount_percent
+    return {
+        "confirmed": str(booking.confirmed),
+        "course_stream": booking.course_stream or "",
+        "referral_code": booking.referral_code or "",
+        "discount_percent": "" if discount is None else str(discount),
+    }
+
+
+async def render_student_page(
+    request: Request,
+    principal: Principal,
+    session: AsyncSession,
+    user_id: int,
+    refusal: Refusal | None = None,
 ) -> HTMLResponse:
+    """One student's page; after a refused edit, with that form as it was sent (400)."""
     student = await users.get_user(session, user_id)
+    bookings = await users.user_bookings(session, user_id)
+    booking_forms = {
+        booking.id: EditForm(booking_fields(booking), booking_fields(booking))
+        for booking in bookings
+    }
+    stream_form = EditForm({"course_stream": student.course_stream or ""})
     context: dict[str, Any] = {
         "student": student,
-        "bookings": await users.user_bookings(session, user_id),
+        "bookings": bookings,
         "free_lessons": await users.user_free_lessons(session, user_id),
         "events": await users.user_events(session, user_id, TIMELINE_EVENTS),
         "messages": await received_messages(session, user_id, MESSAGES_SHOWN),
@@ -125,4 +169,26 @@ async def student_page(
         "booking_states": BOOKING_STATES,
         "timeline_limit": TIMELINE_EVENTS,
     }
-    return render_page(request, principal, "users/detail.html", context, section="users")
+    if refusal is not None:
+        context["flash"] = Flash("error", refusal.message)
+        if refusal.booking_id is None:
+            stream_form = refusal.form
+        else:
+            booking_forms[refusal.booking_id] = refusal.form
+    context |= {"booking_forms": booking_forms, "stream_form": stream_form}
+    return render_page(
+        request,
+        principal,
+        "users/detail.html",
+        context,
+        section="users",
+        status_code=200 if refusal is None else 400,
+    )
+
+
+# The primary, not the replica: after an edit this page must show it at once.
+@router.get("/users/{user_id}")
+async def student_page(
+    request: Request, principal: PageViewer, session: Session, user_id: UserId
+) -> HTMLResponse:
+    return await render_student_page(request, principal, session, user_id)

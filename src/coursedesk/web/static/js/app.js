@@ -43,5 +43,8 @@ window.coursedesk = (() => {
     }
   });
 
+  // A pop-over form the server sent back refused opens again, showing why.
+  document.querySelectorAll("[popover][data-open]").forEach((popover) => popover.showPopover());
+
   return { csrfToken, sendJSON, debounce };
 })();
