@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from sqlalchemy import Engine, inspect, text
 from coursedesk.config import load_settings
 from coursedesk.db import migrations
 from coursedesk.db.engine import create_tool_engine
+from coursedesk.db.migrations import UnknownRevision
 from coursedesk.db.registry import metadata
 from coursedesk.errors import InvalidInput
 
@@ -35,7 +37,7 @@ def test_upgrade_downgrade_upgrade(empty_engine: Engine) -> None:
         empty_engine
     )
 
-    down = migrations.downgrade(empty_engine, "base")
+    down = migrations.downgrade(empty_engine, "base", to_base=True)
     assert down.current is None and down.pending == down.applied + down.pending
     assert _tables(empty_engine) == {"alembic_version"}
 
@@ -81,6 +83,76 @@ def test_unknown_revision_is_refused(empty_engine: Engine) -> None:
     with pytest.raises(InvalidInput, match="unknown revision"):
         migrations.upgrade(empty_engine, "no-such-revision")
     assert migrations.status(empty_engine).current is None
+
+
+@pytest.mark.parametrize(
+    ("revision", "complaint"),
+    [
+        ("+1", "Relative revision +1 didn't produce 1 migrations"),
+        ("-9", "Relative revision -9 didn't produce 9 migrations"),
+        ("head", "is not below the current revision"),
+        ("no-such-revision", "unknown revision"),
+    ],
+)
+def test_an_impossible_downgrade_is_refused_and_changes_nothing(
+    empty_engine: Engine, revision: str, complaint: str
+) -> None:
+    first, *_ = migrations.status(empty_engine).pending
+    migrations.upgrade(empty_engine, first)
+    with pytest.raises(InvalidInput, match=re.escape(complaint)):
+        migrations.downgrade(empty_engine, revision)
+    assert migrations.status(empty_engine).current == first
+
+
+def test_an_impossible_upgrade_is_refused(empty_engine: Engine) -> None:
+    with pytest.raises(InvalidInput, match=re.escape("Relative revision +9 didn't produce 9")):
+        migrations.upgrade(empty_engine, "+9")
+    assert migrations.status(empty_engine).current is None
+
+
+def test_downgrading_to_base_takes_to_base(empty_engine: Engine) -> None:
+    migrations.upgrade(empty_engine)
+    steps = len(migrations.status(empty_engine).applied)
+    for revision in ("base", f"-{steps}"):
+        with pytest.raises(InvalidInput, match="drops every table and row"):
+            migrations.downgrade(empty_engine, revision)
+        assert migrations.status(empty_engine).is_current
+    assert migrations.downgrade(empty_engine, "-1").pending != []
+    assert migrations.downgrade(empty_engine, f"-{steps - 1}", to_base=True).current is None
+
+
+def _set_revision(engine: Engine, *revisions: str) -> None:
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM alembic_version"))
+        for revision in revisions:
+            connection.execute(
+                text("INSERT INTO alembic_version (version_num) VALUES (:revision)"),
+                {"revision": revision},
+            )
+
+
+@pytest.mark.parametrize("revisions", [("0099_future",), ("0001_initial", "0099_future")])
+def test_a_revision_this_code_does_not_know_is_reported_not_raised(
+    empty_engine: Engine, revisions: tuple[str, ...]
+) -> None:
+    migrations.upgrade(empty_engine)
+    _set_revision(empty_engine, *revisions)
+
+    status = migrations.status(empty_engine)
+    assert (status.current, status.current_known, status.is_current) == (
+        ", ".join(revisions),
+        False,
+        False,
+    )
+    assert (status.pending, status.applied) == ([], [])
+    for refused in (
+        lambda: migrations.upgrade(empty_engine),
+        lambda: migrations.downgrade(empty_engine, "-1"),
+        lambda: migrations.validate(empty_engine),
+    ):
+        with pytest.raises(UnknownRevision, match="which this code does not know"):
+            refused()
+    assert migrations.status(empty_engine).current == ", ".join(revisions)
 
 
 def test_reset_drops_data_and_migrates_again(empty_engine: Engine) -> None:

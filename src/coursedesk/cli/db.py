@@ -17,9 +17,13 @@ app = typer.Typer(
 
 def _print_status(status: migrations.MigrationStatus) -> None:
     table = Table(show_header=False, box=None)
-    table.add_row("current", status.current or "(none)")
+    current = status.current or "(none)"
+    pending = ", ".join(status.pending) or "(none)"
+    if not status.current_known:
+        current, pending = f"{status.current} (unknown to this code)", "(unknown)"
+    table.add_row("current", current)
     table.add_row("head", status.head)
-    table.add_row("pending", ", ".join(status.pending) or "(none)")
+    table.add_row("pending", pending)
     console.print(table)
 
 
@@ -31,12 +35,16 @@ def upgrade(
     _print_status(migrations.upgrade(tool_engine(), revision))
 
 
-@app.command()
+# A relative revision such as -1 is an argument, not an unknown option.
+@app.command(context_settings={"ignore_unknown_options": True})
 def downgrade(
-    revision: Annotated[str, typer.Argument(help="Target revision, e.g. base or -1")],
+    revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1 or 0002")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Allow going to base, which drops everything")
+    ] = False,
 ) -> None:
-    """Roll migrations back to REVISION."""
-    _print_status(migrations.downgrade(tool_engine(), revision))
+    """Roll migrations back to REVISION (to base, dropping every table, only with --force)."""
+    _print_status(migrations.downgrade(tool_engine(), revision, to_base=force))
 
 
 @app.command()
@@ -49,6 +57,8 @@ def status(
         print_json(current.as_dict())
     else:
         _print_status(current)
+    if not current.current_known:
+        fail(str(migrations.UnknownRevision(str(current.current))))
 
 
 @app.command()

@@ -11,13 +11,25 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import Script, ScriptDirectory
+from alembic.script.revision import RangeNotAncestorError, ResolutionError, RevisionError
+from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, text
 
-from coursedesk.errors import InvalidInput
+from coursedesk.errors import CoursedeskError, InvalidInput
 
 SCRIPT_LOCATION = Path(__file__).parent / "alembic"
 # Serialises migration runs of several processes on one database.
 _MIGRATION_LOCK_KEY = 7_130_412_001
+
+
+class UnknownRevision(CoursedeskError):
+    """The database is at a revision no migration file here has (newer code migrated it)."""
+
+    def __init__(self, revision: str) -> None:
+        super().__init__(
+            f"the database is at revision {revision!r}, which this code does not know "
+            "(was it migrated by a newer version?)"
+        )
 
 
 @dataclass(frozen=True)
@@ -26,14 +38,17 @@ class MigrationStatus:
     head: str
     pending: list[str]
     applied: list[str]
+    # False when `current` is no revision of this code: applied and pending are then unknown.
+    current_known: bool = True
 
     @property
     def is_current(self) -> bool:
-        return not self.pending
+        return self.current_known and not self.pending
 
     def as_dict(self) -> dict[str, object]:
         return {
             "current": self.current,
+            "current_known": self.current_known,
             "head": self.head,
             "pending": self.pending,
             "applied": self.applied,
@@ -72,7 +87,9 @@ def _file_checksum(script: Script) -> str:
 
 
 def _current_revision(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    # The history is linear, so alembic_version holds one row; several were written by
+    # hand, and together they name no revision this code knows.
+    return ", ".join(MigrationContext.configure(connection).get_current_heads()) or None
 
 
 def _applied_scripts(scripts: ScriptDirectory, current: str | None) -> list[Script]:
@@ -81,15 +98,43 @@ def _applied_scripts(scripts: ScriptDirectory, current: str | None) -> list[Scri
     return list(reversed(list(scripts.iterate_revisions(current, "base"))))
 
 
-def _check_revision(scripts: ScriptDirectory, revision: str) -> None:
-    if revision in ("head", "heads", "base") or revision.startswith(("+", "-")):
-        return
+def _is_known(scripts: ScriptDirectory, revision: str | None) -> bool:
+    if revision is None:
+        return True
     try:
-        found = scripts.get_revision(revision)
-    except Exception as exc:
-        raise InvalidInput(f"unknown revision {revision!r}") from exc
-    if found is None:
-        raise InvalidInput(f"unknown revision {revision!r}")
+        return scripts.get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+def _known_current_revision(scripts: ScriptDirectory, connection: Connection) -> str | None:
+    current = _current_revision(connection)
+    if not _is_known(scripts, current):
+        raise UnknownRevision(str(current))
+    return current
+
+
+def _steps(
+    scripts: ScriptDirectory, current: str | None, revision: str, *, down: bool
+) -> list[Script]:
+    """The migrations going from `current` to `revision` runs, newest first.
+
+    A target that does not exist, lies the wrong way, or is a relative step past either
+    end (`+9`, `-9`) is bad input, refused before anything runs.
+    """
+    try:
+        if down:
+            return list(scripts.iterate_revisions(current, revision, select_for_downgrade=True))
+        return list(scripts.iterate_revisions(revision, current, implicit_base=True))
+    except ResolutionError:
+        raise InvalidInput(f"unknown revision {revision!r}") from None
+    except RangeNotAncestorError:
+        way = "below" if down else "above"
+        raise InvalidInput(
+            f"revision {revision!r} is not {way} the current revision {current or 'base'}"
+        ) from None
+    except RevisionError as exc:
+        raise InvalidInput(f"revision {revision!r}: {exc}") from None
 
 
 def _record_checksums(connection: Connection) -> None:
@@ -122,18 +167,28 @@ def _locked(connection: Connection) -> None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> MigrationStatus:
-    _check_revision(script_directory(), revision)
+    scripts = script_directory()
     with engine.begin() as connection:
         _locked(connection)
+        _steps(scripts, _known_current_revision(scripts, connection), revision, down=False)
         command.upgrade(_config(connection), revision)
         _record_checksums(connection)
     return status(engine)
 
 
-def downgrade(engine: Engine, revision: str) -> MigrationStatus:
-    _check_revision(script_directory(), revision)
+def downgrade(engine: Engine, revision: str, *, to_base: bool = False) -> MigrationStatus:
+    """Roll back to `revision`; undoing the first migration (dropping the bot's tables and
+    every row) is refused unless `to_base`."""
+    scripts = script_directory()
     with engine.begin() as connection:
         _locked(connection)
+        current = _known_current_revision(scripts, connection)
+        steps = _steps(scripts, current, revision, down=True)
+        if not to_base and any(step.is_base for step in steps):
+            raise InvalidInput(
+                f"downgrading to {revision!r} drops every table and row; "
+                "run again with --force to do it"
+            )
         command.downgrade(_config(connection), revision)
         if _current_revision(connection) is not None:
             _record_checksums(connection)
@@ -148,6 +203,8 @@ def status(connectable: Engine | Connection) -> MigrationStatus:
     head = scripts.get_current_head()
     assert head is not None, "the migrations folder has no head"
     current = _current_revision(connectable)
+    if not _is_known(scripts, current):
+        return MigrationStatus(current, head, pending=[], applied=[], current_known=False)
     applied = [script.revision for script in _applied_scripts(scripts, current)]
     pending = [
         script.revision
@@ -163,7 +220,7 @@ def validate(connectable: Engine | Connection) -> list[ChecksumProblem]:
         with connectable.connect() as connection:
             return validate(connection)
     scripts = script_directory()
-    current = _current_revision(connectable)
+    current = _known_current_revision(scripts, connectable)
     if current is None:
         return []
     recorded = {

@@ -136,6 +136,12 @@ def _guarded(
 
 def _migration_checks(connection: Connection) -> Iterator[Check]:
     status = migrations.status(connection)
+    if not status.current_known:
+        # Nothing this code knows was applied, so no checksum can be compared either.
+        yield Check(
+            "migrations", Status.problem, str(migrations.UnknownRevision(str(status.current)))
+        )
+        return
     if status.is_current:
         yield Check("migrations", Status.ok, f"at head {status.head}")
     else:

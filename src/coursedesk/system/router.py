@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 from coursedesk import __version__
 from coursedesk.db import migrations
@@ -31,7 +32,7 @@ async def health(database: Annotated[Database, Depends(get_database)]) -> JSONRe
     body: dict[str, Any] = {"version": __version__}
     try:
         status = await asyncio.wait_for(migration_status(database), HEALTH_TIMEOUT_SECONDS)
-    except Exception as exc:  # any failure to reach the database means "down"
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
         log.warning("health check: database unreachable: %s", exc)
         body |= {"status": "degraded", "database": "unreachable", "migrations": None}
         return JSONResponse(body, status_code=503)
@@ -40,7 +41,8 @@ async def health(database: Annotated[Database, Depends(get_database)]) -> JSONRe
         "database": "ok",
         "migrations": status.as_dict(),
     }
-    return JSONResponse(body)
+    # Reachable, but at a revision this code does not know: it cannot vouch for the schema.
+    return JSONResponse(body, status_code=200 if status.current_known else 503)
 
 
 @router.get("/db-migrations", summary="Current revision, head and pending migrations")
