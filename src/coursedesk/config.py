@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from coursedesk.errors import ConfigError
 
@@ -24,7 +26,23 @@ def _check_postgres_url(value: str | None) -> str | None:
         return None
     if not value.startswith(_POSTGRES_SCHEMES):
         raise ValueError("must be a postgresql:// URL")
+    _check_port(value, "PostgreSQL")
+    # Parsed as the engine parses it, so that a URL it cannot read is refused at start.
+    try:
+        make_url(value.replace("postgres://", "postgresql://", 1))
+    except (ValueError, ArgumentError) as exc:
+        raise ValueError(f"not a usable PostgreSQL URL ({exc})") from None
     return value
+
+
+def _check_port(url: str, kind: str) -> None:
+    """Refuse a URL whose host or port does not parse, or whose port is 0."""
+    try:
+        port = urlsplit(url).port
+    except ValueError as exc:
+        raise ValueError(f"not a usable {kind} URL ({exc})") from None
+    if port == 0:
+        raise ValueError(f"not a usable {kind} URL (port 0)")
 
 
 class Settings(BaseSettings):
@@ -63,12 +81,7 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis:// URL")
-        try:
-            port = urlsplit(value).port
-        except ValueError as exc:
-            raise ValueError(f"not a usable Redis URL ({exc})") from None
-        if port == 0:
-            raise ValueError("not a usable Redis URL (port 0)")
+        _check_port(value, "Redis")
         return value
 
     @field_validator("telegram_api_base_url")

@@ -42,7 +42,8 @@ def _one_line(message: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI: bad input is one line and exit 2, a failure one line and exit 1."""
+    """Run the CLI: bad input is one line and exit 2, a failure one line and exit 1;
+    KeyboardInterrupt and SystemExit pass through as they are."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         code = app(args=argv, prog_name="coursedesk", standalone_mode=False)
@@ -65,5 +66,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except CoursedeskError as exc:
         err_console.print(f"coursedesk: error: {_one_line(str(exc))}", markup=False)
+        sys.exit(1)
+    except Exception as exc:  # the last resort: a bug is still one line, never a traceback
+        name = type(exc).__name__
+        err_console.print(
+            f"coursedesk: error: unexpected {name}: {_one_line(str(exc))}", markup=False
+        )
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
 
 from coursedesk.accounts.roles import Role
 from coursedesk.accounts.service import PASSWORD_MIN, create_token, create_user
-from coursedesk.cli.common import cli_actor, console, fail, in_transaction, is_interactive
+from coursedesk.cli.common import (
+    cli_actor,
+    console,
+    fail,
+    in_transaction,
+    is_interactive,
+    read_stdin,
+)
 
 app = typer.Typer(help="Staff users and API tokens.", no_args_is_help=True)
 
@@ -20,7 +26,7 @@ RoleOption = Annotated[
 
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
-        return sys.stdin.read().rstrip("\r\n")
+        return read_stdin("--password-stdin").rstrip("\r\n")
     if not is_interactive():
         fail("no terminal to ask for the password on; pipe it in with --password-stdin", code=2)
     password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from coursedesk.broadcasts.audiences import parse_audience_argument
+from coursedesk.broadcasts.audiences import Audience, parse_audience_argument
 from coursedesk.broadcasts.schemas import MessageDetail
 from coursedesk.broadcasts.service import check_broadcast, create_broadcast, get_message
-from coursedesk.cli.common import cli_actor, console, err_console, in_transaction, print_json
+from coursedesk.cli.common import (
+    cli_actor,
+    console,
+    err_console,
+    in_transaction,
+    print_json,
+    read_stdin,
+)
 from coursedesk.errors import InvalidInput
 
 app = typer.Typer(help="Queue broadcasts and follow their delivery.", no_args_is_help=True)
@@ -29,6 +36,14 @@ def _parse_at(value: str | None) -> datetime | None:
     if when.tzinfo is None:
         raise InvalidInput("--at: give a UTC offset, e.g. 2030-01-31T09:00:00+00:00")
     return when
+
+
+def _parse_audience(value: str) -> Audience:
+    try:
+        return parse_audience_argument(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InvalidInput(f"--audience {value.partition(':')[0]}: {first['msg']}") from None
 
 
 @app.command("send")
@@ -49,8 +64,10 @@ def send(
     ] = None,
 ) -> None:
     """Queue a broadcast and print its id (with --dry-run: print the recipient count)."""
-    message = sys.stdin.read() if text == "-" else text
-    chosen = parse_audience_argument(audience)
+    message = read_stdin("--text -") if text == "-" else text
+    if "\0" in message:
+        raise InvalidInput("--text: a message cannot contain NUL characters")
+    chosen = _parse_audience(audience)
     when = _parse_at(at)
     if dry_run:
         checked = in_transaction(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from functools import cache
@@ -61,6 +62,20 @@ def is_interactive() -> bool:
     return sys.stdin.isatty()
 
 
+def read_stdin(option: str) -> str:
+    """All of standard input as text; bytes that are not UTF-8 are bad input of `option`.
+
+    Depending on the locale, Python either fails on such bytes or lets them through as
+    surrogates that fail later, when encoded; both are caught here.
+    """
+    try:
+        text = sys.stdin.read()
+        text.encode()
+    except UnicodeError:
+        fail(f"{option}: standard input is not UTF-8 text", code=2)
+    return text
+
+
 def cli_actor() -> str:
     """Who the audit log names for a command: the operating-system user."""
     try:
@@ -87,6 +102,26 @@ def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
 
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
     raise SystemExit(0)
+
+
+def require_free_address(host: str, port: int) -> None:
+    """Fail in one line, before anything starts, when the app could not listen on host:port.
+
+    Each address the host resolves to is bound the way the server will bind it (address
+    reuse on, IPv6 sockets IPv6-only), so a port in use is found here instead of in the
+    server's start-up output.
+    """
+    try:
+        for family, kind, proto, _, address in socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        ):
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                probe.bind(address)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", code=2)
 
 
 def serve_app(app: ASGIApp, *, host: str, port: int, log_level: str) -> None:

@@ -20,7 +20,14 @@ from sqlalchemy import select
 from coursedesk.accounts.models import StaffUser
 from coursedesk.accounts.roles import Role
 from coursedesk.accounts.service import create_user, set_password
-from coursedesk.cli.common import console, database_url, serve_app, settings, tool_engine
+from coursedesk.cli.common import (
+    console,
+    database_url,
+    require_free_address,
+    serve_app,
+    settings,
+    tool_engine,
+)
 from coursedesk.cli.serve import HostOption, PortOption
 from coursedesk.config import Settings
 from coursedesk.db import migrations
@@ -72,6 +79,7 @@ def demo(
 ) -> None:
     """Run the whole product locally on demo data; prints the URL and the admin password."""
     current = settings()
+    require_free_address(host, port)
     url = database_url()
     engine = tool_engine()
     migrations.upgrade(engine)

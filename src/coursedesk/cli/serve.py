@@ -6,7 +6,13 @@ from typing import Annotated
 
 import typer
 
-from coursedesk.cli.common import fail, serve_app, settings
+from coursedesk.cli.common import (
+    database_url,
+    fail,
+    require_free_address,
+    serve_app,
+    settings,
+)
 from coursedesk.web.app import create_app
 
 HostOption = Annotated[str, typer.Option("--host", help="Address to listen on")]
@@ -18,4 +24,7 @@ def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
     current = settings()
     if current.secret_key is None:
         fail("SECRET_KEY: must be set to serve (at least 16 characters)", code=2)
-    serve_app(create_app(current), host=host, port=port, log_level="info")
+    require_free_address(host, port)
+    # Resolved here, not in the app's start-up, so that a wrong setting is one line.
+    resolved = current.model_copy(update={"database_url": database_url()})
+    serve_app(create_app(resolved), host=host, port=port, log_level="info")

