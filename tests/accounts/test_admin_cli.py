@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -122,3 +123,80 @@ def test_an_existing_user_is_refused_with_exit_1(run_cli: Any, sync_engine: Engi
     assert again.stderr.strip() == "coursedesk: error: user 'bob' already exists"
     with sync_engine.connect() as connection:
         assert connection.scalar(text("SELECT count(*) FROM audit_log")) == 1
+
+
+def _actions(engine: Engine) -> list[str]:
+    """What was done to staff users and tokens (sign-ins left out)."""
+    with engine.connect() as connection:
+        return list(
+            connection.scalars(
+                text("SELECT action FROM audit_log WHERE action !~ '^auth' ORDER BY id")
+            )
+        )
+
+
+async def test_a_revoked_token_is_refused_from_then_on(
+    run_cli: Any, client: httpx.AsyncClient, sync_engine: Engine
+) -> None:
+    token = run_cli("admin", "create-token", "--role", "admin", "--name", "laptop").stdout.strip()
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await client.get("/api/me", headers=headers)).status_code == 200
+    listed = run_cli("admin", "list-tokens", "--json")
+    [entry] = json.loads(listed.stdout)
+    assert (entry["name"], entry["role"], entry["revoked_at"]) == ("laptop", "admin", None)
+    assert entry["last_used_at"] is not None
+
+    revoked = run_cli("admin", "revoke-token", str(entry["id"]))
+    assert revoked.returncode == 0, revoked.stderr
+    assert revoked.stdout.strip() == f"token {entry['id']} (laptop) revoked"
+    assert (await client.get("/api/me", headers=headers)).status_code == 401
+    again = run_cli("admin", "revoke-token", str(entry["id"]))
+    assert again.stdout.strip() == f"token {entry['id']} (laptop) was already revoked"
+    assert json.loads(run_cli("admin", "list-tokens", "--json").stdout)[0]["revoked_at"]
+    assert _actions(sync_engine) == ["token.create", "token.revoke"]
+
+    missing = run_cli("admin", "revoke-token", "999")
+    assert (missing.returncode, missing.stderr) == (1, "coursedesk: error: no token 999\n")
+    wrong = run_cli("admin", "revoke-token", "laptop")
+    assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1
+
+
+async def test_a_disabled_user_is_signed_out_and_kept_out_until_enabled(
+    run_cli: Any, client: httpx.AsyncClient, login: Any, sync_engine: Engine
+) -> None:
+    create = ("admin", "create-user", "olga", "--role", "operator", "--password-stdin")
+    assert run_cli(*create, stdin="s3cret pass").returncode == 0
+    assert (await login(client, "olga", "s3cret pass")).status_code == 303
+    assert (await client.get("/api/me")).status_code == 200
+
+    disabled = run_cli("admin", "disable-user", "Olga")
+    assert disabled.stdout.strip() == "olga now may not sign in"
+    assert (await client.get("/api/me")).status_code == 401
+    assert (await login(client, "olga", "s3cret pass")).status_code != 303
+    assert run_cli("admin", "disable-user", "olga").stdout.strip() == "olga already may not sign in"
+    [listed] = json.loads(run_cli("admin", "list-users", "--json").stdout)
+    assert (listed["username"], listed["role"], listed["active"]) == ("olga", "operator", False)
+
+    assert run_cli("admin", "enable-user", "olga").stdout.strip() == "olga now may sign in"
+    assert (await login(client, "olga", "s3cret pass")).status_code == 303
+    assert _actions(sync_engine) == ["user.create", "user.disable", "user.enable"]
+    missing = run_cli("admin", "disable-user", "nobody")
+    assert (missing.returncode, missing.stderr) == (1, "coursedesk: error: no user 'nobody'\n")
+
+
+async def test_a_new_password_signs_the_user_out_and_replaces_the_old_one(
+    run_cli: Any, client: httpx.AsyncClient, login: Any, sync_engine: Engine
+) -> None:
+    create = ("admin", "create-user", "olga", "--role", "viewer", "--password-stdin")
+    assert run_cli(*create, stdin="old password").returncode == 0
+    assert (await login(client, "olga", "old password")).status_code == 303
+
+    changed = run_cli("admin", "set-password", "olga", "--password-stdin", stdin="new password\n")
+    assert changed.returncode == 0, changed.stderr
+    assert changed.stdout.strip() == "new password set for olga"
+    assert (await client.get("/api/me")).status_code == 401
+    assert (await login(client, "olga", "old password")).status_code != 303
+    assert (await login(client, "olga", "new password")).status_code == 303
+    short = run_cli("admin", "set-password", "olga", "--password-stdin", stdin="short")
+    assert short.returncode == 2 and "at least 8" in short.stderr
+    assert _actions(sync_engine) == ["user.create", "user.password"]

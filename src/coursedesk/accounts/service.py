@@ -1,9 +1,10 @@
-"""Staff users, API tokens and web sessions: creation and lookup."""
+"""Staff users, API tokens and web sessions: creation, lookup, and taking access away."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets as pysecrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -93,21 +94,65 @@ async def create_user(
     return user
 
 
-async def set_password(
-    session: AsyncSession, username: str, password: str, *, changed_by: str | None = None
-) -> StaffUser:
-    """Give an existing staff user a new password; audited as `user.password`."""
-    if len(password) < PASSWORD_MIN:
-        raise InvalidInput(f"password must be at least {PASSWORD_MIN} characters")
+async def _user_named(session: AsyncSession, username: str) -> StaffUser:
     user = await session.scalar(
-        select(StaffUser).where(StaffUser.username == normalise_username(username))
+        select(StaffUser)
+        .where(StaffUser.username == normalise_username(username))
+        .with_for_update()
     )
     if user is None:
         raise NotFound(f"no user {username!r}")
+    return user
+
+
+async def _end_sessions_of(session: AsyncSession, user: StaffUser) -> None:
+    await session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+
+
+async def set_password(
+    session: AsyncSession, username: str, password: str, *, changed_by: str | None = None
+) -> StaffUser:
+    """Give an existing staff user a new password and sign them out everywhere; audited
+    as `user.password`."""
+    if len(password) < PASSWORD_MIN:
+        raise InvalidInput(f"password must be at least {PASSWORD_MIN} characters")
+    user = await _user_named(session, username)
     user.password_hash = await asyncio.to_thread(hash_password, password)
+    await _end_sessions_of(session, user)
     await session.flush()
     await record(session, changed_by or SYSTEM_ACTOR, "user.password", "staff_user", user.id)
     return user
+
+
+async def set_active(
+    session: AsyncSession, username: str, active: bool, *, changed_by: str | None = None
+) -> tuple[StaffUser, bool]:
+    """Let a staff user sign in again, or stop them (their sessions end at once).
+
+    Answers the user and whether anything changed; a change is audited as
+    `user.enable` or `user.disable`.
+    """
+    user = await _user_named(session, username)
+    if user.is_active == active:
+        return user, False
+    user.is_active = active
+    if not active:
+        await _end_sessions_of(session, user)
+    await session.flush()
+    await record(
+        session,
+        changed_by or SYSTEM_ACTOR,
+        "user.enable" if active else "user.disable",
+        "staff_user",
+        user.id,
+        before={"is_active": not active},
+        after={"is_active": active},
+    )
+    return user, True
+
+
+async def list_users(session: AsyncSession) -> Sequence[StaffUser]:
+    return (await session.scalars(select(StaffUser).order_by(StaffUser.username))).all()
 
 
 async def authenticate_password(
@@ -150,6 +195,34 @@ async def create_token(
         after={"name": row.name, "role": role.value},
     )
     return row, token
+
+
+async def revoke_token(
+    session: AsyncSession, token_id: int, *, revoked_by: str | None = None
+) -> tuple[ApiToken, bool]:
+    """Refuse a token from now on. Answers the token and whether it was in use until now;
+    revoking is audited as `token.revoke`."""
+    row = await session.get(ApiToken, token_id, with_for_update=True)
+    if row is None:
+        raise NotFound(f"no token {token_id}")
+    if row.revoked_at is not None:
+        return row, False
+    row.revoked_at = datetime.now(UTC)
+    await session.flush()
+    await record(
+        session,
+        revoked_by or SYSTEM_ACTOR,
+        "token.revoke",
+        "api_token",
+        row.id,
+        before={"name": row.name, "role": row.role},
+    )
+    return row, True
+
+
+async def list_tokens(session: AsyncSession) -> Sequence[ApiToken]:
+    """Every token ever made, revoked ones included (they show what access there was)."""
+    return (await session.scalars(select(ApiToken).order_by(ApiToken.id))).all()
 
 
 async def principal_for_token(session: AsyncSession, token: str) -> Principal | None:
