@@ -2,7 +2,7 @@
 
 Revision ID: 0006_deletion_waits_for_sends
 Revises: 0005_recipient_status_index
-Create Date: 2026-12-10 09:00:00.000000
+Create Date: 2026-12-03 07:40:00.000000
 
 - ix_message_recipients_cancelled_leased on (message_id, lease_expires_at) WHERE a
   recipient is cancelled and still leased: the sends that were on their way when their
