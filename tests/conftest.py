@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from psycopg import sql
 from sqlalchemy import Engine
 
+from cli_process import Completed, RunCli, run_coursedesk
 from coursedesk.accounts.roles import Role
 from coursedesk.accounts.service import create_token
 from coursedesk.config import Settings, load_settings
@@ -121,6 +122,16 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         database_replica_url=None,
         cache_ttl_seconds=0,
     )
+
+
+@pytest.fixture
+def run_cli(database_url: str, tmp_path: Path) -> RunCli:
+    """Run the real `coursedesk ARGS…` (keyword `stdin=`) against this test's database."""
+
+    def run(*args: str | bytes, stdin: str | bytes | None = None) -> Completed:
+        return run_coursedesk(database_url, tmp_path / "home", *args, stdin=stdin)
+
+    return run
 
 
 @pytest.fixture

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,31 +11,6 @@ import pytest
 from sqlalchemy import Engine, text
 
 TOKEN_SHAPE = re.compile(r"cd_[A-Za-z0-9_-]{43}")
-
-
-@pytest.fixture
-def run_cli(database_url: str, tmp_path: Path) -> Any:
-    """Run `coursedesk ARGS…` with DATABASE_URL pointing at this test's database."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DATABASE_", "COURSEDESK_", "SECRET_KEY"))
-    }
-    env |= {"DATABASE_URL": database_url, "COURSEDESK_HOME": str(tmp_path / "home")}
-
-    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "coursedesk", *args],
-            input=stdin,
-            stdin=None if stdin is not None else subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-            check=False,
-        )
-
-    return run
 
 
 async def test_create_token_prints_only_a_working_token(

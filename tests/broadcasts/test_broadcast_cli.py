@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from collections.abc import Callable
-from pathlib import Path
-
-import pytest
 from broadcast_helpers import add_many_users, scalar
 from sqlalchemy import Engine
 
-RunCli = Callable[..., subprocess.CompletedProcess[str]]
+from cli_process import RunCli
 
 REFUSED_SENDS = [
     ("--audience", "all", "--text", "<b>unclosed", "--parse-mode", "HTML"),
@@ -21,30 +14,6 @@ REFUSED_SENDS = [
     ("--audience", "all", "--text", "hi", "--at", "2020-01-01T00:00:00+00:00"),
     ("--audience", "users:404", "--text", "hi"),
 ]
-
-
-@pytest.fixture
-def run_cli(database_url: str, tmp_path: Path) -> RunCli:
-    """Run `coursedesk ARGS…` with DATABASE_URL pointing at this test's database."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DATABASE_", "COURSEDESK_", "SECRET_KEY"))
-    }
-    env |= {"DATABASE_URL": database_url, "COURSEDESK_HOME": str(tmp_path / "home")}
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "coursedesk", *args],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-            check=False,
-        )
-
-    return run
 
 
 def test_a_dry_run_refuses_what_the_send_refuses(run_cli: RunCli, sync_engine: Engine) -> None:

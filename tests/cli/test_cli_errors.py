@@ -4,45 +4,20 @@ process."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
 
+from cli_process import run_process
 from coursedesk.web.threaded import free_port
 
 # Any URL that parses: the commands refuse before they connect.
 UNUSED_DATABASE = "postgresql://coursedesk@127.0.0.1:9/coursedesk"
 SECRET_KEY = "cli-test-secret-key-0123"
-
-
-def run(
-    *args: str | bytes, env: dict[str, str], stdin: bytes = b"", argv: list[str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """`python -m coursedesk ARGS…` (or `python ARGV…`) with only the settings in `env`."""
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(
-            ("DATABASE_", "COURSEDESK_", "SECRET_KEY", "REDIS_", "TELEGRAM_", "BROADCAST_")
-        )
-    }
-    finished = subprocess.run(
-        [sys.executable, *(argv or ["-m", "coursedesk", *args])],
-        input=stdin,
-        capture_output=True,
-        env=environment | {"COLUMNS": "200"} | env,
-        timeout=180,
-        check=False,
-    )
-    return subprocess.CompletedProcess(
-        finished.args, finished.returncode, finished.stdout.decode(), finished.stderr.decode()
-    )
 
 
 def assert_one_line(result: subprocess.CompletedProcess[str], code: int, message: str) -> None:
@@ -79,7 +54,7 @@ def test_a_wrong_setting_is_one_line_naming_it_and_exit_2(
 ) -> None:
     port = ("--port", str(free_port())) if command[0] != "db" else ()
     env = {"COURSEDESK_HOME": home, "SECRET_KEY": SECRET_KEY} | settings
-    result = run(*command, *port, env=env)
+    result = run_process(*command, *port, env=env)
     assert_one_line(result, 2, message)
     assert result.stdout == ""
 
@@ -97,7 +72,7 @@ def test_a_port_in_use_is_one_line_before_anything_starts(
     database_url: str, home: str, taken_port: int, command: tuple[str, ...]
 ) -> None:
     env = {"DATABASE_URL": database_url, "COURSEDESK_HOME": home, "SECRET_KEY": SECRET_KEY}
-    result = run(*command, "--port", str(taken_port), env=env)
+    result = run_process(*command, "--port", str(taken_port), env=env)
     assert_one_line(result, 2, f"cannot listen on 127.0.0.1:{taken_port}: Address already in use")
     assert result.stdout == ""
 
@@ -133,7 +108,7 @@ def test_bad_broadcast_input_is_one_line_and_exit_2(
     message: str,
 ) -> None:
     env = {"DATABASE_URL": database_url, "COURSEDESK_HOME": home}
-    result = run("broadcast", "send", *arguments, env=env, stdin=stdin)
+    result = run_process("broadcast", "send", *arguments, env=env, stdin=stdin)
     assert_one_line(result, 2, message)
     assert result.stdout == ""
     assert _broadcasts(sync_engine) == 0
@@ -144,7 +119,7 @@ def test_a_password_that_is_not_utf8_is_one_line_and_exit_2(
 ) -> None:
     env = {"DATABASE_URL": database_url, "COURSEDESK_HOME": home}
     arguments = ("admin", "create-user", "dave", "--role", "viewer", "--password-stdin")
-    result = run(*arguments, env=env, stdin=b"\xffpassword123")
+    result = run_process(*arguments, env=env, stdin=b"\xffpassword123")
     assert_one_line(result, 2, "--password-stdin: standard input is not UTF-8 text")
     with sync_engine.connect() as connection:
         assert connection.scalar(text("SELECT count(*) FROM staff_users")) == 0
@@ -165,7 +140,7 @@ def _main_raising(exception: str) -> list[str]:
 
 def test_an_unexpected_error_is_one_line_and_exit_1(home: str) -> None:
     env = {"DATABASE_URL": UNUSED_DATABASE, "COURSEDESK_HOME": home}
-    result = run(env=env, argv=_main_raising("RuntimeError('it broke\\nbadly')"))
+    result = run_process(env=env, argv=_main_raising("RuntimeError('it broke\\nbadly')"))
     assert result.returncode == 1
     assert result.stderr == "coursedesk: error: unexpected RuntimeError: it broke badly\n"
 
@@ -175,6 +150,6 @@ def test_system_exit_and_keyboard_interrupt_keep_their_exit_codes(
     home: str, exception: str, code: int
 ) -> None:
     env = {"DATABASE_URL": UNUSED_DATABASE, "COURSEDESK_HOME": home}
-    result = run(env=env, argv=_main_raising(exception))
+    result = run_process(env=env, argv=_main_raising(exception))
     assert result.returncode == code
     assert "unexpected" not in result.stderr

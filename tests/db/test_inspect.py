@@ -6,9 +6,9 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from db_cli import run_coursedesk
 from sqlalchemy import Engine, text
 
+from cli_process import run_coursedesk
 from coursedesk.db.datagen.plan import GenerationPlan
 from coursedesk.db.inspect import ColumnInfo, ForeignKeyInfo, SchemaInfo, read_schema
 from coursedesk.db.registry import metadata

@@ -9,9 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from db_cli import run_coursedesk
 from sqlalchemy import Engine, inspect, text
 
+from cli_process import run_coursedesk
 from coursedesk.db import migrations
 
 UNKNOWN = "the database is at revision '0099_future', which this code does not know"

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from db_cli import run_coursedesk
 from hypothesis import given
 from hypothesis import strategies as st
 from psycopg.adapt import PyFormat, Transformer
 from sqlalchemy import Engine, text
 
+from cli_process import run_coursedesk
 from coursedesk.db.datagen.copydata import numeric_binary
 from coursedesk.db.datagen.plan import HISTORY_DAYS, GenerationPlan
 from coursedesk.db.datagen.rows import Dataset, generate_dataset, insert_dataset

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from db_cli import run_coursedesk
 from sqlalchemy import Engine, insert, text
 
+from cli_process import run_coursedesk
 from coursedesk.db.datagen.plan import GenerationPlan
 from coursedesk.db.datagen.rows import event_row
 from coursedesk.db.seed import seed_database
