@@ -12,7 +12,7 @@ from sqlalchemy import Engine, insert
 
 from coursedesk.broadcasts.models import MessageHistory, MessageRecipient
 from coursedesk.config import Settings
-from coursedesk.db.engine import Database
+from coursedesk.db.engine import Database, create_app_engine
 from coursedesk.web.app import create_app
 
 
@@ -169,3 +169,28 @@ async def test_each_app_keeps_figures_of_its_own(
 async def test_monitoring_routes_are_documented(client: httpx.AsyncClient, path: str) -> None:
     document = (await client.get("/openapi.json")).json()
     assert "get" in document["paths"][path]
+
+
+async def test_public_metrics_still_answer_while_the_database_is_down(
+    settings: Settings,
+) -> None:
+    down = settings.model_copy(
+        update={
+            "metrics_public": True,
+            "database_url": "postgresql://coursedesk@127.0.0.1:9/coursedesk",
+            "db_connect_timeout": 1,
+        }
+    )
+    unreachable = Database(create_app_engine(down.database_url, down))
+    app = create_app(down, database=unreachable)
+    try:
+        async with LifespanManager(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as scraper:
+                answer = await scraper.get("/metrics")
+    finally:
+        await unreachable.dispose()
+    assert answer.status_code == 200
+    assert "coursedesk_database_up 0.0" in answer.text
+    assert "coursedesk_http_requests_total" in answer.text
+    assert "coursedesk_broadcasts{" not in answer.text

@@ -166,8 +166,10 @@ async def one_message(message_id: MessageId, _: Viewer, session: Session) -> Mes
 async def _csv_rows(
     database: Database, message_id: int, status: DeliveryStatus | None
 ) -> AsyncIterator[list[object]]:
-    """The recipients as CSV rows, on a read session that lasts as long as the download."""
-    async with database.read_sessions() as session:
+    """The recipients as CSV rows, on a session of its own that lasts as long as the
+    download; from the primary, as the route's JSON is (a replica may lag behind a live
+    broadcast)."""
+    async with database.sessions() as session:
         rows = await session.stream_scalars(
             service.recipients_select(message_id, status).execution_options(yield_per=2000)
         )

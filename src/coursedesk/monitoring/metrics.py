@@ -56,13 +56,25 @@ class AppMetrics:
             ["delivery_status"],
             registry=self.registry,
         )
+        self._database_up = Gauge(
+            "coursedesk_database_up",
+            "1 when this scrape could read the database, 0 when it could not",
+            registry=self.registry,
+        )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         method = method if method in METHODS else "OTHER"
         self._requests.labels(method, route, str(status)).inc()
         self._latency.labels(method, route).observe(seconds)
 
-    def show_broadcasts(self, totals: BroadcastTotals) -> None:
+    def show_broadcasts(self, totals: BroadcastTotals | None) -> None:
+        """The broadcast figures of this scrape; None when the database could not be read
+        (the figures are left out rather than shown stale)."""
+        self._database_up.set(totals is not None)
+        if totals is None:
+            self._broadcasts.clear()
+            self._deliveries.clear()
+            return
         for status, count in totals.broadcasts.items():
             self._broadcasts.labels(status).set(count)
         for status, count in totals.recipients.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -11,7 +12,7 @@ from coursedesk.accounts.roles import Role
 from coursedesk.accounts.service import Principal
 from coursedesk.cache.answers import AnswerCache, CacheFigures
 from coursedesk.db.engine import Database
-from coursedesk.monitoring.broadcast_figures import broadcast_totals
+from coursedesk.monitoring.broadcast_figures import BroadcastTotals, broadcast_totals
 from coursedesk.monitoring.metrics import AppMetrics
 from coursedesk.monitoring.pools import database_pools
 from coursedesk.monitoring.queries import QueryMonitor, QueryReport
@@ -25,6 +26,7 @@ from coursedesk.web.deps import (
     optional_principal,
     settings_of,
 )
+from coursedesk.web.errors import database_failure
 
 router = APIRouter(tags=["system"])
 
@@ -93,6 +95,16 @@ async def cache_figures(
 async def metrics(
     request: Request, session: Session, app_metrics: Annotated[AppMetrics, Depends(get_metrics)]
 ) -> Response:
-    app_metrics.show_broadcasts(await broadcast_totals(session))
+    # The figures kept in the process (requests, pools, cache) matter most while the
+    # database is down, so its being down leaves out only what is read from it.
+    try:
+        totals: BroadcastTotals | None = await broadcast_totals(session)
+    except Exception as exc:
+        if database_failure(exc) is None:
+            raise
+        with suppress(Exception):
+            await session.rollback()
+        totals = None
+    app_metrics.show_broadcasts(totals)
     body, content_type = app_metrics.exposition(request.headers.get("accept", ""))
     return Response(body, media_type=content_type)
