@@ -25,12 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursedesk.analytics.models import UserSummary
 from coursedesk.broadcasts.models import MessageRecipient
+from coursedesk.db.base import BIGINT_MAX
 from coursedesk.errors import InvalidInput
 from coursedesk.sources.models import BOOKING_CANCELLED, Booking
 from coursedesk.telegram.models import BotUser
 
 MAX_LISTED_USERS = 100_000
-USER_ID_MAX = 2**63 - 1
+USER_ID_MAX = BIGINT_MAX
 
 UserId = Annotated[int, Field(gt=0, le=USER_ID_MAX)]
 StreamName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]

@@ -27,8 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from coursedesk.broadcasts.audiences import USER_ID_MAX
 from coursedesk.broadcasts.deliveries import MAY_STILL_LAND, lock_broadcasts
+from coursedesk.db.base import BIGINT_MIN
 
-CURSOR_START = -(2**63)
+CURSOR_START = BIGINT_MIN
 """delete_cursor when a deletion is asked for: the lowest bigint, no user_id is below it."""
 
 DELETING_BROADCASTS = text(

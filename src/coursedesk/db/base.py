@@ -19,6 +19,10 @@ NAMING_CONVENTION = {
 
 TimestampTZ = TIMESTAMP(timezone=True)
 
+# The range of PostgreSQL's bigint, the type of every Telegram user and chat id here.
+BIGINT_MIN = -(2**63)
+BIGINT_MAX = 2**63 - 1
+
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Form, Request
 from fastapi.responses import Response
 
+from coursedesk.db.base import BIGINT_MAX, BIGINT_MIN
 from coursedesk.errors import CoursedeskError
 from coursedesk.pages.flash import redirect_with_flash
 from coursedesk.pages.forms import all_or_nothing, parse_form
@@ -63,7 +64,7 @@ async def edit_booking(
     principal: PageOperator,
     session: Session,
     booking_id: BookingId,
-    user_id: Annotated[int, Form(ge=-(2**63), le=2**63 - 1)],
+    user_id: Annotated[int, Form(ge=BIGINT_MIN, le=BIGINT_MAX)],
     confirmed: FormText = "",
     course_stream: FormText = "",
     referral_code: FormText = "",

@@ -18,6 +18,7 @@ from coursedesk.analytics import service as analytics
 from coursedesk.analytics.models import USER_STATUSES
 from coursedesk.analytics.schemas import BookingRow
 from coursedesk.broadcasts.models import MessageHistory, MessageRecipient
+from coursedesk.db.base import BIGINT_MAX, BIGINT_MIN
 from coursedesk.pages.flash import Flash
 from coursedesk.pages.paging import PageNumber, pages_of
 from coursedesk.pages.rendering import render_page
@@ -32,7 +33,7 @@ router = page_router()
 STUDENTS_PER_PAGE = 50
 TIMELINE_EVENTS = 100
 MESSAGES_SHOWN = 50
-UserId = Annotated[int, Path(ge=-(2**63), le=2**63 - 1)]
+UserId = Annotated[int, Path(ge=BIGINT_MIN, le=BIGINT_MAX)]
 BOOKING_STATES = ((2, "Confirmed"), (1, "Pending"), (-1, "Cancelled"))
 
 

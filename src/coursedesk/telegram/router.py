@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, HTTPException, Request
 from pydantic import BaseModel
 
 from coursedesk.accounts.secrets import secrets_match
+from coursedesk.db.base import BIGINT_MAX
 from coursedesk.telegram.webhook import record_update
 from coursedesk.web.deps import Session, settings_of
 
@@ -40,7 +41,7 @@ def _parse_update(raw: bytes) -> dict[str, Any]:
     update_id = update.get("update_id")
     if not isinstance(update_id, int) or isinstance(update_id, bool) or update_id < 0:
         raise HTTPException(status_code=400, detail="an update needs an integer update_id")
-    if update_id >= 2**63:
+    if update_id > BIGINT_MAX:
         raise HTTPException(status_code=400, detail="update_id is out of range")
     return update
 

@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursedesk.analytics.changes import source_changes
+from coursedesk.db.base import BIGINT_MAX, BIGINT_MIN
 from coursedesk.sources.models import Event
 from coursedesk.telegram.models import BotUser, TelegramUpdate
 
@@ -32,7 +33,6 @@ MAX_TEXT = 4096
 MAX_NAME = 256
 MAX_COMMAND = 64
 MAX_CALLBACK_DATA = 256
-_BIGINT = 2**63
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def _text(value: object, limit: int) -> str | None:
 
 def _integer(value: object) -> int | None:
     """An id as PostgreSQL's bigint holds it, or None."""
-    if isinstance(value, int) and not isinstance(value, bool) and -_BIGINT < value < _BIGINT:
+    if isinstance(value, int) and not isinstance(value, bool) and BIGINT_MIN < value <= BIGINT_MAX:
         return value
     return None
 

@@ -29,9 +29,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import array
 
 from coursedesk.analytics.models import SHORT_TERM, UserSegment, UserSummary
+from coursedesk.db.base import BIGINT_MAX
 from coursedesk.telegram.models import BotUser
 
-BIGINT_MAX = 2**63 - 1
 RECENT_USERS = 10000
 SUMMARIES: Table = UserSummary.__table__  # type: ignore[assignment]
 

@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from coursedesk.analytics.export import ExportFormat, csv_response, listed
 from coursedesk.analytics.schemas import BookingRow, EventRow, FreeLessonRow, Items
+from coursedesk.db.base import BIGINT_MAX, BIGINT_MIN
 from coursedesk.db.engine import Database
 from coursedesk.users import service
 from coursedesk.users.schemas import (
@@ -25,7 +26,7 @@ router = APIRouter(prefix="/api", tags=["users"])
 
 SEARCH_MAX = 128
 OFFSET_MAX = 1_000_000
-UserId = Annotated[int, Path(ge=-(2**63), le=2**63 - 1, description="Telegram user id")]
+UserId = Annotated[int, Path(ge=BIGINT_MIN, le=BIGINT_MAX, description="Telegram user id")]
 BookingId = Annotated[int, Path(ge=-(2**31), le=2**31 - 1)]
 Format = Annotated[
     ExportFormat, Query(alias="format", description="`csv` downloads the list as CSV.")
