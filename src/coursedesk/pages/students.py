@@ -155,10 +155,10 @@ async def render_student_page(
     """One student's page; after a refused edit, with that form as it was sent (400)."""
     student = await users.get_user(session, user_id)
     bookings = await users.user_bookings(session, user_id)
-    booking_forms = {
-        booking.id: EditForm(booking_fields(booking), booking_fields(booking))
-        for booking in bookings
-    }
+    booking_forms = {}
+    for booking in bookings:
+        fields = booking_fields(booking)
+        booking_forms[booking.id] = EditForm(fields, was=fields)
     stream_form = EditForm({"course_stream": student.course_stream or ""})
     context: dict[str, Any] = {
         "student": student,
