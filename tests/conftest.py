@@ -112,8 +112,9 @@ def replica_database_url(server_admin_url: str, template_database: str) -> Itera
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    """The app's settings; answers are not cached, so that rows a test inserts with SQL
-    show at once (the cache has tests of its own)."""
+    """The app's settings; answers are not cached and no folder runs, so that a test
+    folds the rows it inserts with SQL when it chooses (`fold_pending`), and they show at
+    once (the cache and the folder have tests of their own)."""
     return load_settings(
         database_url=database_url,
         coursedesk_home=tmp_path / "home",
@@ -121,6 +122,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         redis_url=None,
         database_replica_url=None,
         cache_ttl_seconds=0,
+        analytics_fold_seconds=0,
     )
 
 

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     app_timezone: str = "UTC"
     metrics_public: bool = False
     cache_ttl_seconds: float = Field(default=5.0, ge=0, le=FRESHNESS_BOUND_SECONDS)
+    # How often this process folds the change log into the summaries when it is the
+    # folding one (serve, worker and demo each offer to); 0: this process never folds.
+    analytics_fold_seconds: float = Field(default=1.0, ge=0, le=5)
 
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)

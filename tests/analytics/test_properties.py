@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, Engine, insert, text
 
+from coursedesk.analytics.folding import fold_pending
 from coursedesk.analytics.periods import DayWindow
 from coursedesk.analytics.sql_files import named_sql
 from coursedesk.sources.models import Booking, Course, Event, FreeLessonRegistration
@@ -214,9 +215,13 @@ def test_every_figure_matches_plain_python(
             text("TRUNCATE bookings, events, free_lesson_registrations, courses RESTART IDENTITY")
         )
         connection.execute(insert(Course), [{"id": 1, "name": "One"}, {"id": 2, "name": "Two"}])
-    for operation in operations:
+    for number, operation in enumerate(operations):
         with sync_engine.begin() as connection:
             _apply(connection, operation)
+        # Batches of one operation and of several, as the folder would meet them.
+        if number % 2:
+            fold_pending(sync_engine)
+    fold_pending(sync_engine)
     with sync_engine.begin() as connection:
         actual = _figures(connection, timezone)
         expected = _expected(_sources(connection), timezone)

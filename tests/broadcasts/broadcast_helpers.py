@@ -13,6 +13,8 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
+from coursedesk.analytics.folding import fold_pending
+
 BOT_TOKEN = "424242:broadcast-test-token"
 TEST_RATE = 400.0
 
@@ -66,6 +68,7 @@ def add_users(engine: Engine, users: Sequence[UserRow]) -> None:
                     ),
                     {"u": user.user_id},
                 )
+    fold_pending(engine)
 
 
 def add_many_users(engine: Engine, first: int, count: int) -> None:
@@ -78,6 +81,7 @@ def add_many_users(engine: Engine, first: int, count: int) -> None:
             ),
             {"first": first, "last": first + count - 1},
         )
+    fold_pending(engine)
 
 
 def scalar(engine: Engine, sql: str, **parameters: Any) -> Any:

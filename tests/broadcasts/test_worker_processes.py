@@ -21,8 +21,9 @@ from broadcast_helpers import (
     send_broadcast,
     wait_for,
 )
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
+from coursedesk.config import FRESHNESS_BOUND_SECONDS
 from coursedesk.telegram.standin import BotApiStandin, StandinThread
 
 pytestmark = pytest.mark.slow
@@ -200,3 +201,35 @@ async def test_three_workers_together_keep_the_rate(
     assert max(per_second.values()) <= rate
     assert sum(per_second.values()) == 300
     assert all(worker.poll() is None for worker in workers)
+
+
+async def test_figures_follow_the_bot_with_only_a_worker_running(
+    sync_engine: Engine, start_process: StartProcess
+) -> None:
+    """No `serve` at all: the worker's folder keeps the summaries within seconds."""
+    worker = start_process(rate=50)
+    await wait_for(
+        lambda: scalar(sync_engine, "SELECT folder FROM analytics_fold_state") is not None,
+        within=30,
+        what="the worker to take up folding",
+    )
+    assert str(scalar(sync_engine, "SELECT folder FROM analytics_fold_state")).startswith("worker@")
+    with sync_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO bookings (user_id, course_id, course_stream, confirmed)"
+                " VALUES (911, 2, 'W-1', 2), (912, 2, 'W-1', 1);"
+                "INSERT INTO events (user_id, event_type) VALUES (913, 'start')"
+            )
+        )
+
+    def folded() -> bool:
+        [figures] = rows(
+            sync_engine,
+            "SELECT (SELECT count(*) FROM user_summaries WHERE user_id BETWEEN 911 AND 913),"
+            " (SELECT unique_users FROM stream_figures WHERE course_stream = 'W-1')",
+        )
+        return tuple(figures) == (3, 2)
+
+    await wait_for(folded, within=FRESHNESS_BOUND_SECONDS, what="the bot's rows in the figures")
+    assert worker.poll() is None

@@ -24,6 +24,7 @@ from sqlalchemy import Engine, text
 
 from coursedesk.accounts.roles import Role
 from coursedesk.accounts.service import create_user
+from coursedesk.analytics.folding import fold_pending
 from coursedesk.config import Settings
 from coursedesk.db.datagen.plan import GenerationPlan
 from coursedesk.db.engine import Database
@@ -89,6 +90,7 @@ def school(sync_engine: Engine) -> Engine:
             text("INSERT INTO events (user_id, event_type) VALUES (:user, 'start')"),
             {"user": ZOYA},
         )
+    fold_pending(sync_engine)
     return sync_engine
 
 

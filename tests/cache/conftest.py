@@ -13,6 +13,7 @@ from asgi_lifespan import LifespanManager
 from cache_support import LONG_TTL_SECONDS, REDIS_URL, WEBHOOK_SECRET, AddBooking, OpenClient
 from sqlalchemy import Engine, insert
 
+from coursedesk.analytics.folding import fold_pending
 from coursedesk.config import Settings
 from coursedesk.db.engine import Database
 from coursedesk.sources.models import Booking
@@ -28,7 +29,8 @@ def settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 def add_booking(sync_engine: Engine) -> AddBooking:
-    """Inserts one booking with plain SQL, as the bot does; answers its id."""
+    """Inserts one booking with plain SQL, as the bot does, and folds it as the folder
+    would (dropping no cached answer); answers its id."""
 
     def add(user_id: int, **columns: Any) -> int:
         row = {"user_id": user_id, "confirmed": 1, "course_id": 1, **columns}
@@ -36,6 +38,7 @@ def add_booking(sync_engine: Engine) -> AddBooking:
             booking_id: int = connection.execute(
                 insert(Booking).values(row).returning(Booking.id)
             ).scalar_one()
+        fold_pending(sync_engine)
         return booking_id
 
     return add

@@ -163,3 +163,39 @@ def test_reset_drops_data_and_migrates_again(empty_engine: Engine) -> None:
     assert status.is_current
     with empty_engine.connect() as connection:
         assert connection.scalar(text("SELECT count(*) FROM bookings")) == 0
+
+
+def test_validate_accepts_the_checksum_of_an_earlier_equivalent_text(
+    empty_engine: Engine,
+) -> None:
+    """0002 once generated its SQL itself; databases migrated with that text recorded its
+    checksum, which the migration declares equivalent to the frozen SQL it applies now."""
+    migrations.upgrade(empty_engine)
+    earlier = "5715a8f2ee3b5dd835ea7c0656f75971bccf2259b65c8486b47ee376004545f8"
+    with empty_engine.begin() as connection:
+        connection.execute(
+            text("UPDATE migration_checksums SET checksum = :c WHERE revision = '0002_analytics'"),
+            {"c": earlier},
+        )
+    assert migrations.validate(empty_engine) == []
+    with empty_engine.begin() as connection:
+        connection.execute(
+            text("UPDATE migration_checksums SET checksum = 'other' WHERE revision = :r"),
+            {"r": "0002_analytics"},
+        )
+    assert [p.revision for p in migrations.validate(empty_engine)] == ["0002_analytics"]
+
+
+def test_an_edited_frozen_sql_file_is_an_edited_migration(
+    empty_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    migrations.upgrade(empty_engine)
+    copy = tmp_path / "alembic"
+    shutil.copytree(migrations.SCRIPT_LOCATION, copy)
+    frozen = copy / "versions" / "0002_analytics_triggers.sql"
+    frozen.write_text(frozen.read_text() + "\n-- edited after it was applied\n")
+    monkeypatch.setattr(migrations, "SCRIPT_LOCATION", copy)
+    problems = migrations.validate(empty_engine)
+    assert [(p.revision, p.problem) for p in problems] == [
+        ("0002_analytics", "file edited after it was applied")
+    ]

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine, insert, text
 
 from cli_process import run_coursedesk
+from coursedesk.analytics.folding import fold_pending
 from coursedesk.db.datagen.plan import GenerationPlan
 from coursedesk.db.datagen.rows import event_row
 from coursedesk.db.seed import seed_database
@@ -206,3 +207,57 @@ def test_setup_migrates_seeds_and_verifies_an_empty_database(
     counted = run_coursedesk(empty_database_url, tmp_path, "db", "schema", "--json")
     tables = {table["name"]: table for table in json.loads(counted.stdout)["tables"]}
     assert tables["events"]["row_estimate"] > 50
+
+
+def test_drift_in_a_summary_is_named(sync_engine: Engine) -> None:
+    seed_database(
+        sync_engine, GenerationPlan(users=200, seed=3, anchor=datetime(2026, 5, 1, tzinfo=UTC))
+    )
+    _execute(
+        sync_engine,
+        "UPDATE course_figures SET confirmed = confirmed + 1"
+        " WHERE course_id = (SELECT min(course_id) FROM course_figures)",
+    )
+    [(name, detail)] = _findings(verify(sync_engine), Status.problem)
+    assert name == "analytics summaries"
+    assert detail.startswith("course_figures differs from the source tables: ")
+    assert "1 expected rows missing or different, 1 rows not expected" in detail
+
+
+def test_a_write_that_skipped_the_capture_is_found(sync_engine: Engine) -> None:
+    with sync_engine.begin() as connection:
+        connection.execute(text("SET LOCAL session_replication_role = replica"))
+        connection.execute(
+            text("INSERT INTO bookings (user_id, course_id, confirmed) VALUES (77, 3, 2)")
+        )
+    problems = _findings(verify(sync_engine), Status.problem)
+    tables = [detail.split(" ", 1)[0] for name, detail in problems]
+    assert {name for name, _ in problems} == {"analytics summaries"}
+    assert tables[0] == "user_summaries"
+    assert {"course_figures", "course_members", "activity_buckets"} <= set(tables)
+
+
+def test_changes_not_yet_folded_are_no_drift(sync_engine: Engine) -> None:
+    _execute(
+        sync_engine,
+        "INSERT INTO bookings (user_id, course_id, confirmed) VALUES (78, 3, 2)",
+        "UPDATE bookings SET confirmed = 1 WHERE user_id = 78",
+    )
+    report = verify(sync_engine)
+    assert report.ok, report.problems
+    # verify folds in a transaction of its own that it rolls back.
+    with sync_engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM analytics_changes")) == 3
+
+
+def test_rebuild_summaries_mends_drift(
+    database_url: str, tmp_path: Path, sync_engine: Engine
+) -> None:
+    _execute(sync_engine, "INSERT INTO events (user_id, event_type) VALUES (79, 'start')")
+    fold_pending(sync_engine)
+    _execute(sync_engine, "UPDATE user_summaries SET events_count = 5")
+    assert not verify(sync_engine).ok
+    rebuilt = run_coursedesk(database_url, tmp_path, "db", "rebuild-summaries")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "analytics summaries rebuilt" in rebuilt.stdout
+    assert verify(sync_engine).ok

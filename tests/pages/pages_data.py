@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, text
 
+from coursedesk.analytics.folding import fold_pending
+
 ANNA, BORIS, CHLOE, DMITRI = 1001, 1002, 1003, 1004
 
 
@@ -37,3 +39,4 @@ def add_students(engine: Engine) -> None:
             ),
             {"anna": ANNA},
         )
+    fold_pending(engine)

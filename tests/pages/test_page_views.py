@@ -10,6 +10,7 @@ from pages_data import ANNA, BORIS, add_students
 from sqlalchemy import Engine, text
 
 from coursedesk.accounts.roles import Role
+from coursedesk.analytics.folding import fold_pending
 
 DASHBOARD_BLOCKS = (
     "stats",
@@ -115,6 +116,7 @@ async def test_lesson_conversion_marks_lessons_yet_to_come(
                 "details": '{"lesson_type": "sql_basics", "lesson_date": "2024-03-01"}',
             },
         )
+    fold_pending(sync_engine)
     client = await signed_in(Role.viewer)
     block = await client.get("/dashboard/blocks/conversion")
     assert block.status_code == 200

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 
 from coursedesk.accounts.roles import Role
 from coursedesk.accounts.service import create_token
+from coursedesk.analytics.folding import fold_pending
 from coursedesk.broadcasts.models import MessageHistory
 from coursedesk.config import Settings
 from coursedesk.db.engine import Database, create_tool_engine, open_database
@@ -36,6 +37,7 @@ def add_bookings(engine: Engine, user_ids: tuple[int, ...]) -> None:
                 for user_id in user_ids
             ],
         )
+    fold_pending(engine)
 
 
 def read_one(engine: Engine, statement: Any) -> Any:

@@ -7,17 +7,22 @@ from typing import Any
 
 from sqlalchemy import Engine, insert
 
+from coursedesk.analytics.folding import fold_pending
+
 Insert = Callable[..., list[int]]
 
 
 def writer(engine: Engine, model: Any) -> Insert:
-    """Inserts rows of `model`, each call its own transaction; answers their ids."""
+    """Inserts rows of `model`, each call its own transaction, and folds them into the
+    summaries as the folder would; answers their ids."""
 
     def write(*rows: Any) -> list[int]:
         with engine.begin() as connection:
             result = connection.execute(
                 insert(model).returning(model.id, sort_by_parameter_order=True), list(rows)
             )
-            return list(result.scalars())
+            ids = list(result.scalars())
+        fold_pending(engine)
+        return ids
 
     return write

@@ -1,9 +1,10 @@
-"""Announces, once committed, the writes to source tables made through the app.
+"""Announces changes of the figures: writes to source tables made through the app, once
+committed, and batches folded into the summaries.
 
-The summary tables need no announcement (database triggers keep them exact); this is
-for what lives outside the database, such as a cache of figures: it subscribes once,
-and every service that changes bookings, events or registrations calls `record()`.
-A transaction that rolls back announces nothing.
+This is for what lives outside the database, such as a cache of figures: it subscribes
+once; every service that changes bookings, events or registrations calls `record()`,
+and the folder calls `announce()` after each batch. A transaction that rolls back
+announces nothing.
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
-"""Summary tables derived from the source tables, kept exact by database triggers.
+"""Summary tables derived from the source tables, and the change log they are folded from.
 
-Nothing here is written by the app: the triggers of migration 0002 keep every row
-current on each INSERT, UPDATE, DELETE or TRUNCATE of bookings, events and
-free_lesson_registrations, whoever runs it. Time counters are kept per UTC quarter-hour,
-hour and day, so a day in any time zone (all are whole quarter-hours from UTC) is a sum
-of a few whole buckets.
+The per-user summary and the users per status and stream, which serve the student
+list, belong to the users domain (users/models.py); the fold keeps them all.
+
+Nothing here is written by a request: the capture triggers append every change of
+bookings, events and free_lesson_registrations to analytics_changes, whoever makes it,
+and the fold (analytics/sql/install/3_fold.sql) turns those rows into the summaries.
+Time counters are kept per UTC quarter-hour, hour and day, so a day in any time zone
+(all are whole quarter-hours from UTC) is a sum of a few whole buckets.
 Rows whose counters fall back to zero are left in place and skipped by the readers.
 
 Figures grouped by a key that may be null (course_id, course_stream, lesson_type,
@@ -16,105 +19,27 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
 
-from sqlalchemy import BigInteger, Computed, Index, Integer, Numeric, SmallInteger, Text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Date,
+    Index,
+    Integer,
+    Numeric,
+    SmallInteger,
+    Table,
+    Text,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from coursedesk.db.base import Base
-
-USER_STATUSES = ("confirmed", "pending", "cancelled", "no_booking")
-
-# Written the way PostgreSQL prints it back, so that the schema comparison sees no change.
-USER_STATUS_EXPRESSION = (
-    "CASE WHEN (confirmed_bookings > 0) THEN 'confirmed'::text "
-    "WHEN (pending_bookings > 0) THEN 'pending'::text "
-    "WHEN (bookings_count > 0) THEN 'cancelled'::text "
-    "ELSE 'no_booking'::text END"
-)
-NAME_GRAMS_EXPRESSION = "analytics_name_grams(username, first_name)"
-SHORT_TERM = 2  # the longest search term the trigram indexes cannot serve
-
-
-def _identified_by(*columns: str) -> dict[str, Any]:
-    """Mapper arguments naming the columns that identify a row of a table without a key."""
-    return {"primary_key": list(columns)}
+from coursedesk.db.base import Base, TimestampTZ, identified_by
 
 
 def _counter() -> Mapped[int]:
     return mapped_column(Integer, server_default="0")
-
-
-class UserSummary(Base):
-    """One row per user (SPEC §4): names, first and last seen, status, stream and counts.
-
-    Each `*_at`/`*_row` pair records which source row the value beside it came from
-    (time, then row id), so a later row replaces it only when it is more recent.
-    """
-
-    __tablename__ = "user_summaries"
-    __table_args__ = (
-        # Carries the names, so that the most recent users are searched in the index alone.
-        Index(
-            "ix_user_summaries_first_seen_user_id",
-            "first_seen",
-            "user_id",
-            postgresql_include=["username", "first_name"],
-        ),
-        Index("ix_user_summaries_status_first_seen_user_id", "status", "first_seen", "user_id"),
-        Index(
-            "ix_user_summaries_course_stream_first_seen_user_id",
-            "course_stream",
-            "first_seen",
-            "user_id",
-        ),
-        Index(
-            "ix_user_summaries_username_trgm",
-            "username",
-            postgresql_using="gin",
-            postgresql_ops={"username": "gin_trgm_ops"},
-            postgresql_with={"fastupdate": "off"},
-        ),
-        Index(
-            "ix_user_summaries_first_name_trgm",
-            "first_name",
-            postgresql_using="gin",
-            postgresql_ops={"first_name": "gin_trgm_ops"},
-            postgresql_with={"fastupdate": "off"},
-        ),
-        Index(
-            "ix_user_summaries_name_grams",
-            "name_grams",
-            postgresql_using="gin",
-            postgresql_with={"fastupdate": "off"},
-        ),
-    )
-
-    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    username: Mapped[str | None] = mapped_column(Text)
-    username_at: Mapped[datetime | None]
-    username_row: Mapped[int | None] = mapped_column(Integer)
-    first_name: Mapped[str | None] = mapped_column(Text)
-    first_name_at: Mapped[datetime | None]
-    first_name_row: Mapped[int | None] = mapped_column(Integer)
-    first_seen: Mapped[datetime]
-    last_seen: Mapped[datetime]
-    bookings_count: Mapped[int] = _counter()
-    confirmed_bookings: Mapped[int] = _counter()
-    pending_bookings: Mapped[int] = _counter()
-    events_count: Mapped[int] = _counter()
-    lessons_attended: Mapped[int] = _counter()
-    free_lessons_count: Mapped[int] = _counter()
-    course_stream: Mapped[str | None] = mapped_column(Text)
-    stream_booking_at: Mapped[datetime | None]
-    stream_booking_id: Mapped[int | None] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(Text, Computed(USER_STATUS_EXPRESSION, persisted=True))
-    # Every substring of one or two characters of the lower-cased names, for searches
-    # too short for the trigram indexes.
-    name_grams: Mapped[list[str]] = mapped_column(
-        ARRAY(Text), Computed(NAME_GRAMS_EXPRESSION, persisted=True)
-    )
 
 
 class ActivityBucket(Base):
@@ -129,26 +54,6 @@ class ActivityBucket(Base):
     bookings: Mapped[int] = _counter()
     events: Mapped[int] = _counter()
     free_lesson_registrations: Mapped[int] = _counter()
-
-
-class UserSegment(Base):
-    """How many users have each (status, course_stream): the totals of the users list."""
-
-    __tablename__ = "user_segments"
-    __table_args__ = (
-        Index(
-            "uq_user_segments_status_course_stream",
-            "status",
-            "course_stream",
-            unique=True,
-            postgresql_nulls_not_distinct=True,
-        ),
-    )
-    __mapper_args__ = _identified_by("status", "course_stream")
-
-    status: Mapped[str] = mapped_column(Text)
-    course_stream: Mapped[str | None] = mapped_column(Text)
-    users: Mapped[int] = _counter()
 
 
 class UserFunnel(Base):
@@ -185,7 +90,7 @@ class CourseFigures(Base):
             postgresql_nulls_not_distinct=True,
         ),
     )
-    __mapper_args__ = _identified_by("course_id")
+    __mapper_args__ = identified_by("course_id")
 
     course_id: Mapped[int | None] = mapped_column(Integer)
     total_bookings: Mapped[int] = _counter()
@@ -208,7 +113,7 @@ class CourseMember(Base):
             postgresql_nulls_not_distinct=True,
         ),
     )
-    __mapper_args__ = _identified_by("user_id", "course_id")
+    __mapper_args__ = identified_by("user_id", "course_id")
 
     course_id: Mapped[int | None] = mapped_column(Integer)
     user_id: Mapped[int] = mapped_column(BigInteger)
@@ -226,7 +131,7 @@ class StreamFigures(Base):
             postgresql_nulls_not_distinct=True,
         ),
     )
-    __mapper_args__ = _identified_by("course_id", "course_stream")
+    __mapper_args__ = identified_by("course_id", "course_stream")
 
     course_id: Mapped[int | None] = mapped_column(Integer)
     course_stream: Mapped[str] = mapped_column(Text)
@@ -249,7 +154,7 @@ class StreamMember(Base):
             postgresql_nulls_not_distinct=True,
         ),
     )
-    __mapper_args__ = _identified_by("user_id", "course_id", "course_stream")
+    __mapper_args__ = identified_by("user_id", "course_id", "course_stream")
 
     course_id: Mapped[int | None] = mapped_column(Integer)
     course_stream: Mapped[str] = mapped_column(Text)
@@ -307,7 +212,7 @@ class LessonFigures(Base):
             postgresql_nulls_not_distinct=True,
         ),
     )
-    __mapper_args__ = _identified_by("lesson_type", "lesson_date")
+    __mapper_args__ = identified_by("lesson_type", "lesson_date")
 
     lesson_type: Mapped[str | None] = mapped_column(Text)
     lesson_date: Mapped[date | None]
@@ -329,10 +234,54 @@ class LessonMember(Base):
             postgresql_nulls_not_distinct=True,
         ),
     )
-    __mapper_args__ = _identified_by("user_id", "lesson_type", "lesson_date")
+    __mapper_args__ = identified_by("user_id", "lesson_type", "lesson_date")
 
     lesson_type: Mapped[str | None] = mapped_column(Text)
     lesson_date: Mapped[date | None]
     user_id: Mapped[int] = mapped_column(BigInteger)
     registrations: Mapped[int] = _counter()
     attendances: Mapped[int] = _counter()
+
+
+# The change log: what the capture triggers append (1_capture.sql) and the fold consumes.
+# No key and no index, so appending costs the bot's statement one heap insert a row;
+# `sign` is +1 for a row as it is now, -1 for a row as it was, 0 for a TRUNCATE marker.
+analytics_changes = Table(
+    "analytics_changes",
+    Base.metadata,
+    Column("captured_at", TimestampTZ, nullable=False, server_default=func.statement_timestamp()),
+    Column("source", Text, nullable=False),
+    Column("sign", SmallInteger, nullable=False),
+    Column("row_id", BigInteger),
+    Column("user_id", BigInteger),
+    Column("at", TimestampTZ),
+    Column("username", Text),
+    Column("first_name", Text),
+    Column("course_id", Integer),
+    Column("course_stream", Text),
+    Column("confirmed", SmallInteger),
+    Column("referral_code", Text),
+    Column("discount_percent", Numeric(5, 2)),
+    Column("event_type", Text),
+    Column("lesson_type", Text),
+    Column("lesson_date", Date),
+)
+
+
+class AnalyticsFoldState(Base):
+    """One row: which process folds, and how the folding goes.
+
+    Its table lock (EXCLUSIVE) is the fold lock: each batch and each rebuild takes it
+    before its first query, so they run one at a time and each sees the last one's result.
+    """
+
+    __tablename__ = "analytics_fold_state"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    folder: Mapped[str | None] = mapped_column(Text)
+    folder_since: Mapped[datetime | None]
+    folded_at: Mapped[datetime | None]
+    folded_rows: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    failed_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)

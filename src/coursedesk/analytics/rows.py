@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Subquery, Text, cast, func, literal, select
 
-from coursedesk.analytics.models import UserSummary
 from coursedesk.sources.models import Booking, Course, Event, FreeLessonRegistration
+from coursedesk.users.models import UserSummary
 
 
 def _latest(

@@ -1,4 +1,4 @@
-"""Rebuilding the summary tables in one pass, and bulk loads that skip the triggers."""
+"""Bulk loads of the source tables that skip the change capture and rebuild once."""
 
 from __future__ import annotations
 
@@ -8,31 +8,27 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, text
 
 SOURCE_TABLES = ("bookings", "events", "free_lesson_registrations")
-# The row-change triggers of migration 0002; their TRUNCATE triggers stay enabled.
-SUMMARY_TRIGGERS = tuple(
-    (table, f"{table}_summaries_{operation}")
+# The capture triggers of the row changes; the TRUNCATE ones stay enabled.
+CAPTURE_TRIGGERS = tuple(
+    (table, f"{table}_capture_{operation}")
     for table in SOURCE_TABLES
     for operation in ("insert", "update", "delete")
 )
 
 
-def rebuild_summaries(connection: Connection) -> None:
-    """Recompute every summary table from the source tables, in the caller's transaction."""
-    connection.execute(text("SELECT analytics_rebuild()"))
-
-
 @contextmanager
 def bulk_load(connection: Connection) -> Iterator[None]:
-    """Load source rows (COPY, INSERT … SELECT) without per-statement summary upkeep.
+    """Load source rows (COPY, INSERT … SELECT) without capturing each of them.
 
-    The triggers are disabled inside the caller's transaction and the summaries rebuilt
-    once at the end, which is far cheaper for millions of rows. ALTER TABLE locks the
-    source tables against other writers until the transaction ends, so no concurrent
-    write can slip past the summaries.
+    The fold lock is taken first, then the capture is disabled inside the caller's
+    transaction and the summaries rebuilt once at the end, which is far cheaper for
+    millions of rows. ALTER TABLE locks the source tables against other writers until
+    the transaction ends, so no concurrent write can slip past the summaries.
     """
-    for table, trigger in SUMMARY_TRIGGERS:
+    connection.execute(text("LOCK TABLE analytics_fold_state IN EXCLUSIVE MODE"))
+    for table, trigger in CAPTURE_TRIGGERS:
         connection.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}"))
     yield
-    for table, trigger in SUMMARY_TRIGGERS:
+    for table, trigger in CAPTURE_TRIGGERS:
         connection.execute(text(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}"))
-    rebuild_summaries(connection)
+    connection.execute(text("SELECT analytics_rebuild()"))

@@ -23,12 +23,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from coursedesk.analytics.models import UserSummary
 from coursedesk.broadcasts.models import MessageRecipient
 from coursedesk.db.base import BIGINT_MAX
 from coursedesk.errors import InvalidInput
 from coursedesk.sources.models import BOOKING_CANCELLED, Booking
 from coursedesk.telegram.models import BotUser
+from coursedesk.users.models import UserSummary
 
 MAX_LISTED_USERS = 100_000
 USER_ID_MAX = BIGINT_MAX

@@ -1,4 +1,8 @@
-"""Running one worker: the sender, the LISTEN connection that wakes it, and its shutdown."""
+"""Running one worker: the sender, the LISTEN connection that wakes it, and its shutdown.
+
+A worker also offers to fold the analytics change log (analytics/folding.py), so the
+figures stay fresh with no `serve` running.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import logging
 import psycopg
 from psycopg import sql
 
+from coursedesk.analytics.folding import folding, process_name
 from coursedesk.broadcasts.sender import Sender, SenderOptions
 from coursedesk.broadcasts.signals import CHANNEL, SignalKind, parse_signal
 from coursedesk.config import Settings
@@ -76,12 +81,15 @@ async def run_worker(
     database_url = resolve_database_url(settings)
     engine = create_app_engine(database_url, settings, application_name="coursedesk-worker")
     try:
-        async with TelegramClient(
-            settings.telegram_bot_token,
-            settings.telegram_api_base_url,
-            pool_size=min(options.max_in_flight, MAX_CONNECTIONS),
-            timeout=TELEGRAM_TIMEOUT_SECONDS,
-        ) as client:
+        async with (
+            folding(engine, name=process_name("worker"), interval=settings.analytics_fold_seconds),
+            TelegramClient(
+                settings.telegram_bot_token,
+                settings.telegram_api_base_url,
+                pool_size=min(options.max_in_flight, MAX_CONNECTIONS),
+                timeout=TELEGRAM_TIMEOUT_SECONDS,
+            ) as client,
+        ):
             bot = await client.get_me()
             sender = Sender(engine, client, options)
             log.info(

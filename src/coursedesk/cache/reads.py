@@ -48,6 +48,11 @@ class CachedReads:
         self._session = session
         self._answers = answers
 
+    @property
+    def session(self) -> AsyncSession:
+        """The read session itself, for what must never come from the cache."""
+        return self._session
+
     async def __call__(
         self,
         query: Callable[Concatenate[AsyncSession, P], Awaitable[T]],

@@ -26,6 +26,7 @@ from coursedesk.db.engine import (
     create_tool_engine,
     resolve_database_url,
 )
+from coursedesk.db.retry import retrying
 
 T = TypeVar("T")
 
@@ -85,15 +86,20 @@ def cli_actor() -> str:
 
 
 def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run `work` as one unit of work: committed if it returns, rolled back if it raises."""
+    """Run `work` as one unit of work: committed if it returns, rolled back if it raises,
+    and run again from the start if it lost a race to another transaction."""
 
     async def run() -> T:
         database = Database(
             create_app_engine(database_url(), settings(), application_name="coursedesk-cli")
         )
-        try:
+
+        async def attempt() -> T:
             async with database.transaction() as session:
                 return await work(session)
+
+        try:
+            return await retrying(attempt)
         finally:
             await database.dispose()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from time import perf_counter
 from typing import Annotated
 
 import typer
@@ -15,6 +16,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from coursedesk.analytics.folding import rebuild_summaries
 from coursedesk.cli.common import console, err_console, fail, print_json, tool_engine
 from coursedesk.cli.db import app
 from coursedesk.db import migrations
@@ -155,6 +157,17 @@ def _report_and_exit(report: VerifyReport, *, as_json: bool) -> None:
 def verify_command(as_json: JsonOption = False) -> None:
     """Check structure, triggers, sequences, migrations and data; exit 1 on a problem."""
     _report_and_exit(verify(tool_engine()), as_json=as_json)
+
+
+@app.command("rebuild-summaries")
+def rebuild_summaries_command() -> None:
+    """Recompute every analytics summary from the source tables, while the bot writes on.
+
+    What the bot commits during the rebuild is folded on top of it afterwards.
+    """
+    started = perf_counter()
+    rebuild_summaries(tool_engine())
+    console.print(f"[green]✓[/] analytics summaries rebuilt in {perf_counter() - started:.1f} s")
 
 
 @app.command()

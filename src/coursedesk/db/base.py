@@ -24,6 +24,12 @@ BIGINT_MIN = -(2**63)
 BIGINT_MAX = 2**63 - 1
 
 
+def identified_by(*columns: str) -> dict[str, Any]:
+    """Mapper arguments naming the columns that identify a row of a table without a key
+    (a summary grouped by columns that may be null has a unique index instead)."""
+    return {"primary_key": list(columns)}
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: TimestampTZ}

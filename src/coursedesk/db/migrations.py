@@ -83,7 +83,20 @@ def _config(connection: Connection) -> Config:
 
 
 def _file_checksum(script: Script) -> str:
-    return hashlib.sha256(Path(script.path).read_bytes()).hexdigest()
+    """The migration file's checksum, and with it that of each SQL file it applies
+    (`<its name>_*.sql` beside it)."""
+    path = Path(script.path)
+    digest = hashlib.sha256(path.read_bytes())
+    for companion in sorted(path.parent.glob(f"{path.stem}_*.sql")):
+        digest.update(companion.read_bytes())
+    return digest.hexdigest()
+
+
+def _accepted_checksums(script: Script) -> set[str]:
+    """The file's checksum now, and those of earlier texts it declares equivalent
+    (CHECKSUMS_OF_EARLIER_TEXT), as recorded by databases migrated with them."""
+    earlier = getattr(script.module, "CHECKSUMS_OF_EARLIER_TEXT", ())
+    return {_file_checksum(script), *earlier}
 
 
 def _current_revision(connection: Connection) -> str | None:
@@ -234,7 +247,7 @@ def validate(connectable: Engine | Connection) -> list[ChecksumProblem]:
         filename = Path(script.path).name
         if script.revision not in recorded:
             problems.append(ChecksumProblem(script.revision, filename, "no checksum recorded"))
-        elif recorded[script.revision][1] != _file_checksum(script):
+        elif recorded[script.revision][1] not in _accepted_checksums(script):
             problems.append(
                 ChecksumProblem(script.revision, filename, "file edited after it was applied")
             )

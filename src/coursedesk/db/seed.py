@@ -93,12 +93,16 @@ _LOAD_INDEXES_SQL = text(
 )
 
 
+# The load holds the source tables against writers, so the rebuild, under the fold lock,
+# sees every change row there will be until the load commits (analytics/sql/install/).
 SUMMARY_REBUILD_SQL = "SELECT analytics_rebuild()"
+FOLD_LOCK_SQL = "LOCK TABLE analytics_fold_state IN EXCLUSIVE MODE"
 
 
 def deferred_insert_triggers(rebuild_sql: str) -> LoadHooks:
-    """Hooks that switch the source tables' INSERT triggers off for the load, switch them
-    back on after it, then run `rebuild_sql` once (a summary rebuild, for instance).
+    """Hooks that switch the source tables' INSERT triggers off for the load (the change
+    capture among them), switch them back on after it, then run `rebuild_sql` once (a
+    summary rebuild, for instance) under the fold lock.
 
     Both steps are inside the load's transaction, so no one ever sees the tables loaded
     but the summaries stale.
@@ -114,6 +118,7 @@ def deferred_insert_triggers(rebuild_sql: str) -> LoadHooks:
     def after(connection: Connection) -> None:
         for table, trigger in switched_off:
             connection.execute(text(f'ALTER TABLE "{table}" ENABLE TRIGGER "{trigger}"'))
+        connection.execute(text(FOLD_LOCK_SQL))
         connection.execute(text(rebuild_sql))
 
     return LoadHooks(before=before, after=after)

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 
+from coursedesk.analytics.drift import SUMMARY_TABLES, find_drift
 from coursedesk.db import migrations
 from coursedesk.db.inspect import (
     ColumnInfo,
@@ -44,10 +45,14 @@ from coursedesk.db.verify_sql import (
     Status,
 )
 
-# The trigger functions migration 0001 attaches, and the tables each must be on.
+# The trigger functions the migrations attach, and the tables each must be on.
 EXPECTED_TRIGGER_FUNCTIONS = {
     "audit_source_change": ("bookings", "events", "free_lesson_registrations", "courses"),
     "message_recipients_tally": ("message_recipients",),
+    "analytics_capture_bookings": ("bookings",),
+    "analytics_capture_events": ("events",),
+    "analytics_capture_free_lesson_registrations": ("free_lesson_registrations",),
+    "analytics_capture_truncate": ("bookings", "events", "free_lesson_registrations"),
 }
 # Spellings SQLAlchemy renders differently from PostgreSQL's format_type().
 _TYPE_ALIASES = {
@@ -103,7 +108,23 @@ def verify(engine: Engine) -> VerifyReport:
             *_sequence_checks(connection),
             *_data_checks(connection),
         ]
+    checks += _summary_checks(engine)
     return VerifyReport(checks)
+
+
+def _summary_checks(engine: Engine) -> list[Check]:
+    """Every analytics summary against the source tables (analytics/drift.py)."""
+    name = "analytics summaries"
+    try:
+        drifts = find_drift(engine)
+    except DBAPIError as exc:
+        message = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
+        return [Check(name, Status.problem, f"could not check: {message}")]
+    if not drifts:
+        return [
+            Check(name, Status.ok, f"all {len(SUMMARY_TABLES)} summaries match the source tables")
+        ]
+    return [Check(name, Status.problem, drift.describe()) for drift in drifts]
 
 
 def _listing(items: Iterable[str]) -> str:
@@ -263,7 +284,9 @@ def _trigger_checks(connection: Connection) -> Iterator[Check]:
         if (function, table) not in attached
     ]
     yield from _summary(
-        "audit and tally triggers", missing, "audit and delivery-tally triggers in place"
+        "audit, tally and capture triggers",
+        missing,
+        "audit, delivery-tally and analytics capture triggers in place",
     )
 
 

@@ -15,6 +15,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from coursedesk.analytics.folding import Freshness
 from coursedesk.cache.answers import AnswerCache
 from coursedesk.db.engine import Database
 from coursedesk.monitoring.broadcast_figures import BroadcastTotals
@@ -61,6 +62,16 @@ class AppMetrics:
             "1 when this scrape could read the database, 0 when it could not",
             registry=self.registry,
         )
+        self._analytics_lag = Gauge(
+            "coursedesk_analytics_lag_seconds",
+            "Age of the oldest change of the bot's tables not yet folded into the figures",
+            registry=self.registry,
+        )
+        self._analytics_failing = Gauge(
+            "coursedesk_analytics_fold_failing",
+            "1 while folding the changes into the figures fails, else 0",
+            registry=self.registry,
+        )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         method = method if method in METHODS else "OTHER"
@@ -79,6 +90,15 @@ class AppMetrics:
             self._broadcasts.labels(status).set(count)
         for status, count in totals.recipients.items():
             self._deliveries.labels(status).set(count)
+
+    def show_freshness(self, freshness: Freshness | None) -> None:
+        """How far behind the figures are, as this scrape read it (None: left out)."""
+        if freshness is None:
+            self._analytics_lag.clear()
+            self._analytics_failing.clear()
+            return
+        self._analytics_lag.set(freshness.lag_seconds)
+        self._analytics_failing.set(freshness.error is not None)
 
     def watch(self, figures: LiveFigures) -> Callable[[], None]:
         """Read `figures` at every scrape until the function answered is called."""

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from coursedesk.accounts.roles import Role
 from coursedesk.accounts.service import Principal
+from coursedesk.analytics.folding import Freshness, read_freshness
 from coursedesk.cache.answers import AnswerCache, CacheFigures
 from coursedesk.db.engine import Database
 from coursedesk.monitoring.broadcast_figures import BroadcastTotals, broadcast_totals
@@ -97,14 +98,18 @@ async def metrics(
 ) -> Response:
     # The figures kept in the process (requests, pools, cache) matter most while the
     # database is down, so its being down leaves out only what is read from it.
+    totals: BroadcastTotals | None = None
+    freshness: Freshness | None = None
     try:
-        totals: BroadcastTotals | None = await broadcast_totals(session)
+        totals = await broadcast_totals(session)
+        freshness = await read_freshness(await session.connection())
     except Exception as exc:
         if database_failure(exc) is None:
             raise
         with suppress(Exception):
             await session.rollback()
-        totals = None
+        totals = freshness = None
     app_metrics.show_broadcasts(totals)
+    app_metrics.show_freshness(freshness)
     body, content_type = app_metrics.exposition(request.headers.get("accept", ""))
     return Response(body, media_type=content_type)

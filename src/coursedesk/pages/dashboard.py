@@ -12,9 +12,10 @@ from fastapi import Query, Request
 from fastapi.responses import HTMLResponse
 
 from coursedesk.analytics import service
+from coursedesk.analytics.folding import read_freshness
 from coursedesk.analytics.periods import MAX_DAYS, DayWindow, resolve_window
 from coursedesk.cache.reads import CachedReads
-from coursedesk.config import Settings
+from coursedesk.config import FRESHNESS_BOUND_SECONDS, Settings
 from coursedesk.errors import InvalidInput
 from coursedesk.pages.charts import (
     FUNNEL_LABELS,
@@ -34,6 +35,7 @@ TABLE_ROWS = 12
 RECENT_ROWS = 10
 
 BlockName = Literal[
+    "freshness",
     "stats",
     "growth",
     "activity",
@@ -102,6 +104,15 @@ async def dashboard(
 
 Block = tuple[str, dict[str, Any]]
 BlockBuilder = Callable[[CachedReads, DayWindow, Settings], Awaitable[Block]]
+
+
+async def _freshness(reads: CachedReads, window: DayWindow, settings: Settings) -> Block:
+    """A note when the figures lag the bot's writes by more than the freshness bound."""
+    freshness = await read_freshness(await reads.session.connection())
+    return "blocks/freshness.html", {
+        "freshness": freshness,
+        "behind": freshness.lag_seconds > FRESHNESS_BOUND_SECONDS,
+    }
 
 
 async def _stats(reads: CachedReads, window: DayWindow, settings: Settings) -> Block:
@@ -183,6 +194,7 @@ async def _recent_events(reads: CachedReads, window: DayWindow, settings: Settin
 
 
 BLOCKS: dict[str, BlockBuilder] = {
+    "freshness": _freshness,
     "stats": _stats,
     "growth": _growth,
     "activity": _activity,

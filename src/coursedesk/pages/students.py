@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursedesk.accounts.service import Principal
 from coursedesk.analytics import service as analytics
-from coursedesk.analytics.models import USER_STATUSES
 from coursedesk.analytics.schemas import BookingRow
 from coursedesk.broadcasts.models import MessageHistory, MessageRecipient
 from coursedesk.db.base import BIGINT_MAX, BIGINT_MIN
@@ -24,6 +23,7 @@ from coursedesk.pages.paging import PageNumber, pages_of
 from coursedesk.pages.rendering import render_page
 from coursedesk.pages.routes import page_router
 from coursedesk.users import service as users
+from coursedesk.users.models import USER_STATUSES
 from coursedesk.users.router import SEARCH_MAX
 from coursedesk.users.schemas import STREAM_MAX, UserStatus
 from coursedesk.web.deps import PageViewer, ReadSession, Session

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from coursedesk.accounts.service import Principal
-from coursedesk.analytics.changes import source_changes
+from coursedesk.analytics.folding import fold_now
 from coursedesk.audit.service import record
 from coursedesk.db.engine import Database
 from coursedesk.system.sql_runner import (
@@ -103,9 +103,12 @@ async def _run(
                     await restore_search_path(connection, search_path)
                     await _audit(connection, principal, body, "applied", len(results))
                     await connection.commit()
-                source_changes.announce()
         finally:
             await connection.invalidate()
+    if not body.dry_run:
+        # The script may have written the bot's tables: the figures show it at once, and
+        # cached answers are dropped.
+        await fold_now(database.primary)
     return results
 
 

@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from coursedesk import __version__
+from coursedesk.analytics.folding import Freshness, read_freshness
+from coursedesk.config import FRESHNESS_BOUND_SECONDS
 from coursedesk.db import migrations
 from coursedesk.db.engine import Database
 from coursedesk.web.deps import Viewer, get_database
@@ -27,6 +29,35 @@ async def migration_status(database: Database) -> migrations.MigrationStatus:
         return await connection.run_sync(migrations.status)
 
 
+async def analytics_freshness(database: Database) -> Freshness:
+    async with database.primary.connect() as connection:
+        return await read_freshness(connection)
+
+
+def freshness_body(freshness: Freshness) -> dict[str, Any]:
+    """analytics_lag_seconds and what the folding is doing, for /api/health."""
+    return {
+        "analytics_lag_seconds": round(freshness.lag_seconds, 3),
+        "analytics": {
+            "status": analytics_status(freshness),
+            "figures_as_of": freshness.as_of.isoformat() if freshness.as_of else None,
+            "folder": freshness.folder,
+            "folded_at": freshness.folded_at.isoformat() if freshness.folded_at else None,
+            "error": freshness.error,
+            "failed_at": freshness.failed_at.isoformat() if freshness.failed_at else None,
+        },
+    }
+
+
+def analytics_status(freshness: Freshness) -> str:
+    """`failing` while a fold fails, `behind` past the freshness bound, else `ok`."""
+    if freshness.error is not None:
+        return "failing"
+    if freshness.lag_seconds > FRESHNESS_BOUND_SECONDS:
+        return "behind"
+    return "ok"
+
+
 @router.get("/health", summary="Is the database reachable and the schema current?")
 async def health(database: Annotated[Database, Depends(get_database)]) -> JSONResponse:
     body: dict[str, Any] = {"version": __version__}
@@ -36,11 +67,21 @@ async def health(database: Annotated[Database, Depends(get_database)]) -> JSONRe
         log.warning("health check: database unreachable: %s", exc)
         body |= {"status": "degraded", "database": "unreachable", "migrations": None}
         return JSONResponse(body, status_code=503)
-    body |= {
-        "status": "ok" if status.is_current else "degraded",
-        "database": "ok",
-        "migrations": status.as_dict(),
-    }
+    healthy = status.is_current
+    body |= {"database": "ok", "migrations": status.as_dict()}
+    if status.is_current:
+        try:
+            freshness = await asyncio.wait_for(
+                analytics_freshness(database), HEALTH_TIMEOUT_SECONDS
+            )
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            log.warning("health check: analytics freshness unreadable: %s", exc)
+            body |= {"analytics_lag_seconds": None, "analytics": None}
+            healthy = False
+        else:
+            body |= freshness_body(freshness)
+            healthy = analytics_status(freshness) == "ok"
+    body = {"status": "ok" if healthy else "degraded", **body}
     # Reachable, but at a revision this code does not know: it cannot vouch for the schema.
     return JSONResponse(body, status_code=200 if status.current_known else 503)
 

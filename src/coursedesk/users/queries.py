@@ -28,9 +28,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import array
 
-from coursedesk.analytics.models import SHORT_TERM, UserSegment, UserSummary
 from coursedesk.db.base import BIGINT_MAX
 from coursedesk.telegram.models import BotUser
+from coursedesk.users.models import SHORT_TERM, UserSegment, UserSummary
 
 RECENT_USERS = 10000
 SUMMARIES: Table = UserSummary.__table__  # type: ignore[assignment]

@@ -1,7 +1,8 @@
 """The student list and 360° view, and the edits operators make to bookings.
 
-Edits go through the source tables, so the summary triggers recompute the user's
-status and stream and the audit trigger records the actor of the request.
+Edits go through the source tables: the change capture puts them in the change log,
+which is folded right after the request commits (so the user's status and stream show
+the edit at once), and the audit trigger records the actor of the request.
 """
 
 from __future__ import annotations
@@ -13,20 +14,20 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursedesk.analytics import rows
-from coursedesk.analytics.changes import source_changes
-from coursedesk.analytics.models import UserSummary
+from coursedesk.analytics.folding import fold_after_commit
 from coursedesk.analytics.schemas import BookingRow, EventRow, FreeLessonRow
 from coursedesk.db.engine import Database
 from coursedesk.errors import Conflict, NotFound
 from coursedesk.sources.models import BOOKING_CANCELLED, Booking, Event, FreeLessonRegistration
 from coursedesk.users import queries
+from coursedesk.users.models import UserSummary
 from coursedesk.users.schemas import BookingEdit, UserBrief, UserOut, UserPage
 
 
 def changed(session: AsyncSession) -> None:
-    """Every write of this module ends here: figures derived outside the database
-    (a cache) learn of it once the transaction commits."""
-    source_changes.record(session)
+    """Every write of this module ends here: once the transaction commits, the change is
+    folded into the summaries and figures kept outside the database (a cache) learn of it."""
+    fold_after_commit(session)
 
 
 async def _plan_for_the_search_text(session: AsyncSession) -> None:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from coursedesk import __version__
 from coursedesk.accounts.router import router as accounts_router
 from coursedesk.analytics.changes import source_changes
+from coursedesk.analytics.folding import folding, process_name
 from coursedesk.analytics.router import router as analytics_router
 from coursedesk.audit.router import router as audit_router
 from coursedesk.broadcasts.router import router as broadcasts_router
@@ -26,12 +27,14 @@ from coursedesk.system.schema import router as schema_router
 from coursedesk.telegram.router import router as telegram_router
 from coursedesk.users.router import router as users_router
 from coursedesk.web.errors import install_error_handlers
+from coursedesk.web.retry import RetryLostRaces
 
 
 @asynccontextmanager
 async def observing(app: FastAPI, settings: Settings, database: Database) -> AsyncIterator[None]:
-    """The answer cache, dropped on every write through the app, and the query, pool and
-    cache figures of `database` in /metrics, for as long as the app runs."""
+    """The answer cache, dropped on every write through the app, the query, pool and
+    cache figures of `database` in /metrics, and the analytics folder (analytics/folding.py),
+    for as long as the app runs."""
     async with AsyncExitStack() as stack:
         cache = app.state.cache = open_answer_cache(settings, database)
         stack.push_async_callback(cache.close)
@@ -41,6 +44,13 @@ async def observing(app: FastAPI, settings: Settings, database: Database) -> Asy
         if database.replica is not None:
             stack.callback(queries.watch("replica", database.replica))
         stack.callback(app.state.metrics.watch(LiveFigures(queries, database, cache)))
+        app.state.folder = await stack.enter_async_context(
+            folding(
+                database.primary,
+                name=process_name("serve"),
+                interval=settings.analytics_fold_seconds,
+            )
+        )
         yield
 
 
@@ -71,6 +81,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     app.state.settings = settings
     app.state.metrics = AppMetrics()
+    # Added first, so it runs inside the metrics: a request run again is counted once.
+    app.add_middleware(RetryLostRaces)
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     app.include_router(system_router)

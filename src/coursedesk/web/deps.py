@@ -15,6 +15,7 @@ from coursedesk.accounts.roles import Role
 from coursedesk.accounts.secrets import secrets_match
 from coursedesk.accounts.service import Principal, principal_for_session, principal_for_token
 from coursedesk.accounts.signing import session_id_from_cookie
+from coursedesk.analytics.folding import fold_now, wants_fold
 from coursedesk.cache.answers import AnswerCache
 from coursedesk.cache.reads import CachedReads
 from coursedesk.config import Settings
@@ -47,7 +48,11 @@ async def get_database(request: Request) -> Database:
 async def db_session(
     database: Annotated[Database, Depends(get_database)],
 ) -> AsyncIterator[AsyncSession]:
-    """The request's unit of work: committed when the handler returns, else rolled back."""
+    """The request's unit of work: committed when the handler returns, else rolled back.
+
+    An edit of the bot's tables is folded into the summaries right after the commit, so
+    the page it leads to shows it in every figure.
+    """
     async with database.sessions() as session:
         try:
             yield session
@@ -55,6 +60,8 @@ async def db_session(
         except BaseException:
             await session.rollback()
             raise
+        if wants_fold(session):
+            await fold_now(database.primary)
 
 
 Session = Annotated[AsyncSession, Depends(db_session, scope="function")]

@@ -11,7 +11,9 @@ from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from coursedesk.db.retry import is_lost_race
 from coursedesk.errors import Conflict, DatabaseUnavailable, InvalidInput, NotFound
+from coursedesk.web.retry import LostRace
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     @app.exception_handler(PoolTimeout)
     async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        if is_lost_race(exc):
+            raise LostRace from exc
         failure = database_failure(exc)
         if failure is None:
             log.exception("database error on %s %s", request.method, request.url.path)

@@ -1,0 +1,289 @@
+"""Folding the change log into the summaries: one batch, everything pending, and the
+folder that does it every second inside `serve`, `worker` and `demo`.
+
+Any number of processes run a folder; the one holding a session-level advisory lock
+folds and the others wait to take over. A process that dies (even by SIGKILL) closes its
+connection, which releases the lock, and another takes over within
+`LEADERSHIP_RETRY_SECONDS`. Each batch is one REPEATABLE READ transaction that takes
+the fold lock before its first query (analytics/sql/install/3_fold.sql explains why);
+the rows it reads are deleted in it, so a batch is applied exactly once or not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from coursedesk.analytics.changes import source_changes
+from coursedesk.db.retry import is_lost_race
+
+log = logging.getLogger(__name__)
+
+BATCH_ROWS = 20_000
+"""Change rows a batch takes at most: large enough to fold tens of thousands of rows a
+second, small enough that a backlog is folded in steps that each show."""
+LEADERSHIP_RETRY_SECONDS = 2.0
+FAILURE_RETRY_SECONDS = 5.0
+# pg_advisory_lock key of the folder lease (the migrations use 7_130_412_001).
+FOLDER_LOCK_KEY = 7_130_412_002
+
+LOCK = text("LOCK TABLE analytics_fold_state IN EXCLUSIVE MODE")
+# A batch that meets a TRUNCATE marker rebuilds every summary, which at a million users
+# takes longer than any request may; the batches of the folder and the tools may.
+NO_STATEMENT_TIMEOUT = text("SET LOCAL statement_timeout = 0")
+FOLD = text("SELECT analytics_fold(:max_rows)")
+REBUILD = text("SELECT analytics_rebuild()")
+TRY_LEAD = text("SELECT pg_try_advisory_lock(:key)")
+CLAIM = text("UPDATE analytics_fold_state SET folder = :folder, folder_since = now() WHERE id = 1")
+RECORD_FAILURE = text(
+    "UPDATE analytics_fold_state SET error = :error, failed_at = now() WHERE id = 1"
+)
+READ_STATE = text(
+    """
+    SELECT (SELECT min(captured_at) FROM analytics_changes) AS oldest_change,
+           clock_timestamp() AS now, s.folder, s.folder_since, s.folded_at, s.folded_rows,
+           s.error, s.failed_at
+    FROM analytics_fold_state AS s
+    """
+)
+REPEATABLE_READ = "REPEATABLE READ"
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line naming a failed fold: the server's error code and first line of message."""
+    original = getattr(exc, "orig", exc)
+    code = getattr(original, "sqlstate", None)
+    message = str(original).strip().splitlines()[0] if str(original).strip() else repr(original)
+    return f"{code}: {message}" if code else message
+
+
+# -- one batch, for tools and tests (sync) and for the app (async) -----------------------
+
+
+def fold_pending(engine: Engine, *, batch_rows: int = BATCH_ROWS) -> int:
+    """Fold batch after batch until one finds less than a full batch, so every change
+    committed before the call is folded (later ones may be too); answers the change rows
+    folded."""
+    folded = 0
+    with engine.connect() as plain:
+        connection = plain.execution_options(isolation_level=REPEATABLE_READ)
+        while True:
+            batch = _fold_one(connection, batch_rows)
+            folded += batch
+            if batch < batch_rows:
+                return folded
+
+
+def _fold_one(connection: Connection, batch_rows: int | None) -> int:
+    with connection.begin():
+        connection.execute(NO_STATEMENT_TIMEOUT)
+        connection.execute(LOCK)
+        return int(connection.execute(FOLD, {"max_rows": batch_rows}).scalar_one())
+
+
+def rebuild_summaries(engine: Engine) -> None:
+    """Recompute every summary from the source tables while the bot goes on writing: the
+    rows the rebuild's snapshot sees are counted by it, later ones stay to be folded."""
+    with (
+        engine.connect() as plain,
+        plain.execution_options(isolation_level=REPEATABLE_READ).begin() as transaction,
+    ):
+        connection = transaction.connection
+        connection.execute(NO_STATEMENT_TIMEOUT)
+        connection.execute(LOCK)
+        connection.execute(REBUILD)
+
+
+async def fold_batch(connection: AsyncConnection, batch_rows: int | None = BATCH_ROWS) -> int:
+    """Fold one batch on `connection` (in REPEATABLE READ) and commit it."""
+    async with connection.begin():
+        await connection.execute(NO_STATEMENT_TIMEOUT)
+        await connection.execute(LOCK)
+        return int((await connection.execute(FOLD, {"max_rows": batch_rows})).scalar_one())
+
+
+async def fold_now(engine: AsyncEngine) -> int:
+    """Fold what is pending now, so a staff member sees their own edit in every figure,
+    then drop the cached answers (source_changes), folded or not.
+
+    Waits for a batch under way elsewhere (the fold lock), at most a few seconds; a
+    failure is left to the folder to report and retry, and answers -1.
+    """
+    folded = 0
+    try:
+        async with engine.connect() as plain:
+            connection = await plain.execution_options(isolation_level=REPEATABLE_READ)
+            while True:
+                async with connection.begin():
+                    await connection.execute(text("SET LOCAL lock_timeout = '3s'"))
+                    await connection.execute(LOCK)
+                    result = await connection.execute(FOLD, {"max_rows": BATCH_ROWS})
+                    batch = int(result.scalar_one())
+                folded += batch
+                if batch < BATCH_ROWS:
+                    return folded
+    except DBAPIError as exc:
+        log.warning("folding after an edit failed (the folder will retry): %s", exc)
+        return -1
+    finally:
+        source_changes.announce()
+
+
+_FOLD_AFTER_COMMIT = "coursedesk.fold_after_commit"
+
+
+def fold_after_commit(session: AsyncSession) -> None:
+    """Ask the request's unit of work to fold once it has committed (web/deps.py), so
+    the staff member who made this edit sees it in every figure on their next page."""
+    session.sync_session.info[_FOLD_AFTER_COMMIT] = True
+
+
+def wants_fold(session: AsyncSession) -> bool:
+    return bool(session.sync_session.info.pop(_FOLD_AFTER_COMMIT, False))
+
+
+# -- how far behind the figures are ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How far the summaries lag the source tables, and how the folding goes."""
+
+    lag_seconds: float
+    oldest_change: datetime | None
+    folder: str | None
+    folder_since: datetime | None
+    folded_at: datetime | None
+    folded_rows: int
+    error: str | None
+    failed_at: datetime | None
+
+    @property
+    def as_of(self) -> datetime | None:
+        """The figures count every change captured before this moment (None: all)."""
+        return self.oldest_change
+
+
+async def read_freshness(connection: AsyncConnection) -> Freshness:
+    row = (await connection.execute(READ_STATE)).one()
+    lag = (row.now - row.oldest_change).total_seconds() if row.oldest_change else 0.0
+    return Freshness(
+        lag_seconds=max(lag, 0.0),
+        oldest_change=row.oldest_change,
+        folder=row.folder,
+        folder_since=row.folder_since,
+        folded_at=row.folded_at,
+        folded_rows=row.folded_rows,
+        error=row.error,
+        failed_at=row.failed_at,
+    )
+
+
+# -- the folder --------------------------------------------------------------------------
+
+
+def process_name(role: str) -> str:
+    """How the folder names this process: role, host and pid."""
+    return f"{role}@{socket.gethostname()}:{os.getpid()}"
+
+
+class Folder:
+    """Folds the change log every `interval` seconds while this process holds the lease."""
+
+    def __init__(self, engine: AsyncEngine, *, name: str, interval: float = 1.0) -> None:
+        self._engine = engine
+        self._name = name
+        self._interval = interval
+        self._last_error: str | None = None
+        self.leading = False
+
+    async def run(self) -> None:
+        """Until cancelled: wait for the lease, then fold; start over after a lost connection."""
+        while True:
+            try:
+                async with self._engine.connect() as plain:
+                    connection = await plain.execution_options(isolation_level=REPEATABLE_READ)
+                    if await self._take_lease(connection):
+                        await self._fold_forever(connection)
+            except asyncio.CancelledError:
+                raise
+            except DBAPIError as exc:
+                self._report(f"the folder lost its database connection: {describe_failure(exc)}")
+            finally:
+                self.leading = False
+            await asyncio.sleep(LEADERSHIP_RETRY_SECONDS)
+
+    async def _take_lease(self, connection: AsyncConnection) -> bool:
+        async with connection.begin():
+            leading = bool(
+                (await connection.execute(TRY_LEAD, {"key": FOLDER_LOCK_KEY})).scalar_one()
+            )
+            if leading:
+                await connection.execute(CLAIM, {"folder": self._name})
+        if leading:
+            self.leading = True
+            log.info("%s folds the analytics change log", self._name)
+        return leading
+
+    async def _fold_forever(self, connection: AsyncConnection) -> None:
+        while True:
+            try:
+                batch = await fold_batch(connection)
+            except DBAPIError as exc:
+                if exc.connection_invalidated:
+                    raise
+                await self._record_failure(connection, exc)
+                continue
+            if self._last_error is not None:
+                log.info("the analytics fold works again")
+                self._last_error = None
+            if batch > 0:
+                # Cached answers of this process (or of all, in Redis) would hide the batch.
+                source_changes.announce()
+            if batch < BATCH_ROWS:
+                await asyncio.sleep(self._interval)
+
+    async def _record_failure(self, connection: AsyncConnection, exc: DBAPIError) -> None:
+        """A lost race is tried again at once; anything else is logged once, named in
+        analytics_fold_state for /api/health, and tried again after a pause."""
+        if is_lost_race(exc):
+            return
+        failure = describe_failure(exc)
+        self._report(f"the analytics fold failed and is stopped: {failure}")
+        async with connection.begin():
+            await connection.execute(RECORD_FAILURE, {"error": failure})
+        await asyncio.sleep(FAILURE_RETRY_SECONDS)
+
+    def _report(self, message: str) -> None:
+        if message != self._last_error:
+            log.error("%s", message)
+        self._last_error = message
+
+
+@contextlib.asynccontextmanager
+async def folding(
+    engine: AsyncEngine, *, name: str, interval: float
+) -> AsyncIterator[Folder | None]:
+    """Run a folder beside the caller's work for as long as the block lasts (`interval`
+    0: none)."""
+    if interval <= 0:
+        yield None
+        return
+    folder = Folder(engine, name=name, interval=interval)
+    task = asyncio.create_task(folder.run(), name="analytics-folder")
+    try:
+        yield folder
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

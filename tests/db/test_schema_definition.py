@@ -1,0 +1,60 @@
+"""A database migrated up from nothing holds exactly what the analytics SQL files define:
+every function, view and trigger they create, each as written there, and nothing the
+migrations left behind (the triggers of 0002 replaced by 0007, say)."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import Connection, Engine, text
+
+from coursedesk.analytics.install import apply_install_scripts, install_scripts
+
+_DEFINED = re.compile(
+    r"^CREATE OR REPLACE (?P<kind>FUNCTION|VIEW|TRIGGER) (?P<name>\w+)", re.MULTILINE
+)
+
+# Every function, view and trigger of the analytics domain, as the catalog prints it.
+ANALYTICS_OBJECTS = text(
+    """
+    SELECT 'FUNCTION' AS kind, p.proname AS name, pg_get_functiondef(p.oid) AS definition
+    FROM pg_proc AS p
+    WHERE p.pronamespace = current_schema()::regnamespace AND p.proname LIKE 'analytics%'
+    UNION ALL
+    SELECT 'VIEW', c.relname, pg_get_viewdef(c.oid)
+    FROM pg_class AS c
+    WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'v'
+      AND c.relname LIKE 'analytics%'
+    UNION ALL
+    SELECT 'TRIGGER', t.tgname, pg_get_triggerdef(t.oid)
+    FROM pg_trigger AS t
+    JOIN pg_class AS c ON c.oid = t.tgrelid
+    JOIN pg_proc AS p ON p.oid = t.tgfoid
+    WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace
+      AND p.proname LIKE 'analytics%'
+    ORDER BY 1, 2, 3
+    """
+)
+
+
+def _objects(connection: Connection) -> list[tuple[str, str, str]]:
+    return [(row.kind, row.name, row.definition) for row in connection.execute(ANALYTICS_OBJECTS)]
+
+
+def _defined_in_files() -> set[tuple[str, str]]:
+    return {
+        (match["kind"], match["name"])
+        for _, script in install_scripts()
+        for match in _DEFINED.finditer(script)
+    }
+
+
+def test_upgrade_from_base_holds_exactly_the_analytics_sql_files(sync_engine: Engine) -> None:
+    # The test database is a copy of one migrated up from base.
+    with sync_engine.connect() as connection:
+        migrated = _objects(connection)
+        assert {(kind, name) for kind, name, _ in migrated} == _defined_in_files()
+        # Applied again over it, the files change nothing.
+        apply_install_scripts(connection)
+        assert _objects(connection) == migrated
+        connection.rollback()
