@@ -23,6 +23,9 @@ class SummaryTable:
     table: str
     keys: tuple[str, ...]
     counters: tuple[str, ...]
+    # A key that may be null (course_id, lesson_date, …) cannot be joined on by hash, so
+    # such a table is compared row by row with EXCEPT; the others by a join on the key.
+    nullable_keys: bool = False
 
     @property
     def expected_view(self) -> str:
@@ -55,7 +58,7 @@ BOOKING_COUNTERS = ("total_bookings", "confirmed", "pending", "cancelled", "uniq
 # In the order they are checked: the per-user rollups read user_summaries, so it comes first.
 SUMMARY_TABLES = (
     SummaryTable("user_summaries", ("user_id",), USER_COLUMNS),
-    SummaryTable("user_segments", ("status", "course_stream"), ("users",)),
+    SummaryTable("user_segments", ("status", "course_stream"), ("users",), nullable_keys=True),
     SummaryTable(
         "activity_buckets",
         ("span", "bucket"),
@@ -63,10 +66,17 @@ SUMMARY_TABLES = (
     ),
     SummaryTable("user_funnel", ("span", "bucket", "funnel_steps"), ("users",)),
     SummaryTable("user_retention", ("span", "bucket", "lifetime_weeks"), ("users",)),
-    SummaryTable("course_figures", ("course_id",), BOOKING_COUNTERS),
-    SummaryTable("course_members", ("course_id", "user_id"), ("bookings",)),
-    SummaryTable("stream_figures", ("course_id", "course_stream"), BOOKING_COUNTERS),
-    SummaryTable("stream_members", ("course_id", "course_stream", "user_id"), ("bookings",)),
+    SummaryTable("course_figures", ("course_id",), BOOKING_COUNTERS, nullable_keys=True),
+    SummaryTable("course_members", ("course_id", "user_id"), ("bookings",), nullable_keys=True),
+    SummaryTable(
+        "stream_figures", ("course_id", "course_stream"), BOOKING_COUNTERS, nullable_keys=True
+    ),
+    SummaryTable(
+        "stream_members",
+        ("course_id", "course_stream", "user_id"),
+        ("bookings",),
+        nullable_keys=True,
+    ),
     SummaryTable(
         "referral_figures",
         ("referral_code",),
@@ -115,6 +125,8 @@ class Drift:
 
 
 def _comparison(summary: SummaryTable) -> str:
+    """One statement answering how many expected rows are missing or differ, how many
+    found rows are not expected, and an example of each."""
     columns = ", ".join((*summary.keys, *summary.counters))
     if summary.table == "user_summaries":
         found = f"SELECT {columns} FROM user_summaries"
@@ -122,15 +134,29 @@ def _comparison(summary: SummaryTable) -> str:
         nonzero = " OR ".join(f"{counter} <> 0" for counter in summary.counters)
         found = f"SELECT {columns} FROM {summary.table} WHERE {nonzero}"
     expected = f"SELECT {columns} FROM {summary.expected_view}"
+    if summary.nullable_keys:
+        return f"""
+            WITH expected AS ({expected}), found AS ({found}),
+            missing AS (SELECT * FROM expected EXCEPT ALL SELECT * FROM found),
+            extra AS (SELECT * FROM found EXCEPT ALL SELECT * FROM expected)
+            SELECT (SELECT count(*) FROM missing) AS missing,
+                   (SELECT count(*) FROM extra) AS extra,
+                   (SELECT min(m::text) FROM missing AS m) AS expected_example,
+                   (SELECT min(x::text) FROM extra AS x) AS found_example
+        """
+    key = summary.keys[0]
     return f"""
-        WITH expected AS MATERIALIZED ({expected}),
-        found AS MATERIALIZED ({found}),
-        missing AS (SELECT * FROM expected EXCEPT ALL SELECT * FROM found),
-        extra AS (SELECT * FROM found EXCEPT ALL SELECT * FROM expected)
-        SELECT (SELECT count(*) FROM missing) AS missing,
-               (SELECT count(*) FROM extra) AS extra,
-               (SELECT m::text FROM missing AS m ORDER BY 1 LIMIT 1) AS expected_example,
-               (SELECT x::text FROM extra AS x ORDER BY 1 LIMIT 1) AS found_example
+        WITH expected AS ({expected}), found AS ({found}),
+        differing AS (
+            SELECT CASE WHEN e.{key} IS NOT NULL THEN e END AS expected_row,
+                   CASE WHEN f.{key} IS NOT NULL THEN f END AS found_row
+            FROM expected AS e FULL JOIN found AS f USING ({", ".join(summary.keys)})
+            WHERE e IS DISTINCT FROM f
+        )
+        SELECT count(expected_row) AS missing, count(found_row) AS extra,
+               min(expected_row::text) AS expected_example,
+               min(found_row::text) AS found_example
+        FROM differing
     """
 
 
