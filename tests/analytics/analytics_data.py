@@ -222,4 +222,5 @@ def summary_snapshot(connection: Connection) -> dict[str, list[tuple]]:
 
 
 def assert_summaries_match_a_rebuild(engine: Engine) -> None:
-    assert find_drift(engine) == []
+    drifts = find_drift(engine)
+    assert drifts == [], [drift.describe() for drift in drifts]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, text
 
 from coursedesk.analytics.folding import FOLD, LOCK, NO_STATEMENT_TIMEOUT, REPEATABLE_READ
+from coursedesk.db.registry import metadata
 
 
 @dataclass(frozen=True)
@@ -23,9 +24,13 @@ class SummaryTable:
     table: str
     keys: tuple[str, ...]
     counters: tuple[str, ...]
-    # A key that may be null (course_id, lesson_date, …) cannot be joined on by hash, so
-    # such a table is compared row by row with EXCEPT; the others by a join on the key.
-    nullable_keys: bool = False
+
+    @property
+    def nullable_keys(self) -> bool:
+        """Whether a key column may be null (course_id, lesson_date, …): such a key cannot
+        be joined on by hash, so the table is compared row by row with EXCEPT instead."""
+        columns = metadata().tables[self.table].c
+        return any(columns[key].nullable for key in self.keys)
 
     @property
     def expected_view(self) -> str:
@@ -58,7 +63,7 @@ BOOKING_COUNTERS = ("total_bookings", "confirmed", "pending", "cancelled", "uniq
 # In the order they are checked: the per-user rollups read user_summaries, so it comes first.
 SUMMARY_TABLES = (
     SummaryTable("user_summaries", ("user_id",), USER_COLUMNS),
-    SummaryTable("user_segments", ("status", "course_stream"), ("users",), nullable_keys=True),
+    SummaryTable("user_segments", ("status", "course_stream"), ("users",)),
     SummaryTable(
         "activity_buckets",
         ("span", "bucket"),
@@ -66,17 +71,10 @@ SUMMARY_TABLES = (
     ),
     SummaryTable("user_funnel", ("span", "bucket", "funnel_steps"), ("users",)),
     SummaryTable("user_retention", ("span", "bucket", "lifetime_weeks"), ("users",)),
-    SummaryTable("course_figures", ("course_id",), BOOKING_COUNTERS, nullable_keys=True),
-    SummaryTable("course_members", ("course_id", "user_id"), ("bookings",), nullable_keys=True),
-    SummaryTable(
-        "stream_figures", ("course_id", "course_stream"), BOOKING_COUNTERS, nullable_keys=True
-    ),
-    SummaryTable(
-        "stream_members",
-        ("course_id", "course_stream", "user_id"),
-        ("bookings",),
-        nullable_keys=True,
-    ),
+    SummaryTable("course_figures", ("course_id",), BOOKING_COUNTERS),
+    SummaryTable("course_members", ("course_id", "user_id"), ("bookings",)),
+    SummaryTable("stream_figures", ("course_id", "course_stream"), BOOKING_COUNTERS),
+    SummaryTable("stream_members", ("course_id", "course_stream", "user_id"), ("bookings",)),
     SummaryTable(
         "referral_figures",
         ("referral_code",),
