@@ -51,13 +51,14 @@ format: $(STAMP)
 # Seeding speed at SCALE users, the analytics and users routes against the original design's
 # SQL (on BENCH_DATABASE_URL when given: seeded once, reused after), then the broadcast
 # pipeline (rate, throughput, audience, RSS), then what query monitoring costs and the
-# answer cache saves.
+# answer cache saves, then what the change capture and the fold cost the bot's writes.
 bench: $(STAMP)
 	$(BIN)/python bench/seed_bench.py --users $(SCALE)
 	$(BIN)/python bench/analytics_bench.py --users $(SCALE) \
 		$(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL))
 	$(BIN)/python bench/broadcast_bench.py --users $(SCALE)
 	$(BIN)/python bench/monitoring_bench.py
+	$(BIN)/python bench/bot_writes.py
 
 clean:
 	rm -rf $(VENV) .coursedesk .pytest_cache .mypy_cache .ruff_cache

@@ -29,8 +29,8 @@ EVENTS = 60_000
 # A bookings change row without a user: the capture never writes one (bookings.user_id is
 # NOT NULL), but a row written by hand, or by a bot that dropped that constraint, would be.
 POISON = (
-    "INSERT INTO analytics_changes (source, sign, user_id, at, confirmed)"
-    " VALUES ('booking', 1, NULL, now(), 2)"
+    "INSERT INTO analytics_changes (source, sign, data)"
+    """ VALUES ('booking', 1, '{"id": 1, "confirmed": 2, "created_at": "2026-01-01T10:00:00Z"}')"""
 )
 
 
@@ -170,7 +170,9 @@ async def test_a_row_that_cannot_be_folded_stops_the_folder_and_says_so(
             metrics = (await client.get("/metrics", headers=admin_headers)).text
             assert "coursedesk_analytics_fold_failing 1.0" in metrics
             with sync_engine.begin() as connection:
-                connection.execute(text("DELETE FROM analytics_changes WHERE user_id IS NULL"))
+                connection.execute(
+                    text("DELETE FROM analytics_changes WHERE data ->> 'user_id' IS NULL")
+                )
             await _until(
                 lambda: _scalar(sync_engine, "SELECT count(*) FROM analytics_changes") == 0,
                 "the folder to resume",

@@ -24,7 +24,6 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
-    Date,
     Index,
     Integer,
     Numeric,
@@ -33,6 +32,7 @@ from sqlalchemy import (
     Text,
     func,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from coursedesk.db.base import Base, TimestampTZ, identified_by
@@ -245,26 +245,15 @@ class LessonMember(Base):
 
 # The change log: what the capture triggers append (1_capture.sql) and the fold consumes.
 # No key and no index, so appending costs the bot's statement one heap insert a row;
-# `sign` is +1 for a row as it is now, -1 for a row as it was, 0 for a TRUNCATE marker.
+# `data` is the source row as jsonb, `sign` +1 for a row as it is now, -1 for a row as it
+# was, 0 for a TRUNCATE marker.
 analytics_changes = Table(
     "analytics_changes",
     Base.metadata,
     Column("captured_at", TimestampTZ, nullable=False, server_default=func.statement_timestamp()),
     Column("source", Text, nullable=False),
     Column("sign", SmallInteger, nullable=False),
-    Column("row_id", BigInteger),
-    Column("user_id", BigInteger),
-    Column("at", TimestampTZ),
-    Column("username", Text),
-    Column("first_name", Text),
-    Column("course_id", Integer),
-    Column("course_stream", Text),
-    Column("confirmed", SmallInteger),
-    Column("referral_code", Text),
-    Column("discount_percent", Numeric(5, 2)),
-    Column("event_type", Text),
-    Column("lesson_type", Text),
-    Column("lesson_date", Date),
+    Column("data", JSONB),
 )
 
 

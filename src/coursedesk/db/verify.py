@@ -49,9 +49,9 @@ from coursedesk.db.verify_sql import (
 EXPECTED_TRIGGER_FUNCTIONS = {
     "audit_source_change": ("bookings", "events", "free_lesson_registrations", "courses"),
     "message_recipients_tally": ("message_recipients",),
-    "analytics_capture_bookings": ("bookings",),
-    "analytics_capture_events": ("events",),
-    "analytics_capture_free_lesson_registrations": ("free_lesson_registrations",),
+    "analytics_capture_insert": ("bookings", "events", "free_lesson_registrations"),
+    "analytics_capture_update": ("bookings", "events", "free_lesson_registrations"),
+    "analytics_capture_delete": ("bookings", "events", "free_lesson_registrations"),
     "analytics_capture_truncate": ("bookings", "events", "free_lesson_registrations"),
 }
 # Spellings SQLAlchemy renders differently from PostgreSQL's format_type().

@@ -1,11 +1,16 @@
 -- Capture: what coursedesk installs on the bot's tables.
 --
--- One statement-level trigger per table and operation appends the rows the statement
--- changed to analytics_changes, and does nothing else: no unique key, no index, no
+-- One row-level trigger per table appends each row an INSERT, UPDATE or DELETE changed
+-- to analytics_changes, as jsonb, and does nothing else: no unique key, no index, no
 -- shared row is touched, so two bot transactions never wait on each other because of
--- it, and an open one blocks nobody. An INSERT appends each new row with sign +1, a
--- DELETE each old row with sign -1, an UPDATE both. Only the columns a figure reads are
--- kept. analytics_fold() turns these rows into the summary tables (3_fold.sql).
+-- it, and an open one blocks nobody. An INSERT appends the new row with sign +1, a
+-- DELETE the old row with sign -1, an UPDATE both. analytics_fold() turns these rows
+-- into the summary tables (3_fold.sql).
+--
+-- Why a row-level trigger and jsonb: the bot inserts one row per statement, and for one
+-- row a row-level trigger costs less than a statement-level one with a transition table
+-- (measured in docs/benchmarks.md); the whole row goes in as one value, which costs less
+-- than passing its columns one by one and keeps working when the bot adds a column.
 --
 -- A TRUNCATE appends one row of source 'truncate': the folder then rebuilds every
 -- summary from the tables (4_rebuild.sql).
@@ -13,72 +18,29 @@
 -- captured_at is the capturing statement's start: analytics_lag_seconds is the age of
 -- the oldest row still here.
 
-CREATE OR REPLACE FUNCTION analytics_capture_bookings() RETURNS trigger
+-- One function per operation, each with one statement: the INSERT path is the bot's hot
+-- one, and a branch on TG_OP measurably costs it. TG_ARGV[0] names the source table.
+CREATE OR REPLACE FUNCTION analytics_capture_insert() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        INSERT INTO analytics_changes (
-            source, sign, row_id, user_id, at, username, first_name, course_id,
-            course_stream, confirmed, referral_code, discount_percent)
-        SELECT 'booking', -1, o.id, o.user_id, o.created_at, o.username, o.first_name,
-               o.course_id, o.course_stream, o.confirmed, o.referral_code, o.discount_percent
-        FROM old_rows AS o;
-    END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO analytics_changes (
-            source, sign, row_id, user_id, at, username, first_name, course_id,
-            course_stream, confirmed, referral_code, discount_percent)
-        SELECT 'booking', 1, n.id, n.user_id, n.created_at, n.username, n.first_name,
-               n.course_id, n.course_stream, n.confirmed, n.referral_code, n.discount_percent
-        FROM new_rows AS n;
-    END IF;
+    INSERT INTO analytics_changes (source, sign, data) VALUES (TG_ARGV[0], 1, to_jsonb(NEW));
     RETURN NULL;
 END
 $$;
 
--- Of an event's details only a lesson attendance's lesson_type and lesson_date count.
-CREATE OR REPLACE FUNCTION analytics_capture_events() RETURNS trigger
+CREATE OR REPLACE FUNCTION analytics_capture_update() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        INSERT INTO analytics_changes (
-            source, sign, row_id, user_id, at, event_type, lesson_type, lesson_date)
-        SELECT 'event', -1, o.id, o.user_id, o.created_at, o.event_type,
-               CASE WHEN o.event_type = 'lesson_attended' THEN o.details ->> 'lesson_type' END,
-               CASE WHEN o.event_type = 'lesson_attended'
-                    THEN analytics_lesson_date(o.details ->> 'lesson_date') END
-        FROM old_rows AS o;
-    END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO analytics_changes (
-            source, sign, row_id, user_id, at, event_type, lesson_type, lesson_date)
-        SELECT 'event', 1, n.id, n.user_id, n.created_at, n.event_type,
-               CASE WHEN n.event_type = 'lesson_attended' THEN n.details ->> 'lesson_type' END,
-               CASE WHEN n.event_type = 'lesson_attended'
-                    THEN analytics_lesson_date(n.details ->> 'lesson_date') END
-        FROM new_rows AS n;
-    END IF;
+    INSERT INTO analytics_changes (source, sign, data)
+    VALUES (TG_ARGV[0], -1, to_jsonb(OLD)), (TG_ARGV[0], 1, to_jsonb(NEW));
     RETURN NULL;
 END
 $$;
 
-CREATE OR REPLACE FUNCTION analytics_capture_free_lesson_registrations() RETURNS trigger
+CREATE OR REPLACE FUNCTION analytics_capture_delete() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        INSERT INTO analytics_changes (
-            source, sign, row_id, user_id, at, username, first_name, lesson_type, lesson_date)
-        SELECT 'registration', -1, o.id, o.user_id, o.registered_at, o.username,
-               o.first_name, o.lesson_type, o.lesson_date
-        FROM old_rows AS o;
-    END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO analytics_changes (
-            source, sign, row_id, user_id, at, username, first_name, lesson_type, lesson_date)
-        SELECT 'registration', 1, n.id, n.user_id, n.registered_at, n.username,
-               n.first_name, n.lesson_type, n.lesson_date
-        FROM new_rows AS n;
-    END IF;
+    INSERT INTO analytics_changes (source, sign, data) VALUES (TG_ARGV[0], -1, to_jsonb(OLD));
     RETURN NULL;
 END
 $$;
@@ -92,41 +54,26 @@ END
 $$;
 
 CREATE OR REPLACE TRIGGER bookings_capture_insert AFTER INSERT ON bookings
-REFERENCING NEW TABLE AS new_rows
-FOR EACH STATEMENT EXECUTE FUNCTION analytics_capture_bookings();
+FOR EACH ROW EXECUTE FUNCTION analytics_capture_insert('booking');
 CREATE OR REPLACE TRIGGER bookings_capture_update AFTER UPDATE ON bookings
-REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-FOR EACH STATEMENT EXECUTE FUNCTION analytics_capture_bookings();
+FOR EACH ROW EXECUTE FUNCTION analytics_capture_update('booking');
 CREATE OR REPLACE TRIGGER bookings_capture_delete AFTER DELETE ON bookings
-REFERENCING OLD TABLE AS old_rows
-FOR EACH STATEMENT EXECUTE FUNCTION analytics_capture_bookings();
+FOR EACH ROW EXECUTE FUNCTION analytics_capture_delete('booking');
 CREATE OR REPLACE TRIGGER bookings_capture_truncate AFTER TRUNCATE ON bookings
 FOR EACH STATEMENT EXECUTE FUNCTION analytics_capture_truncate();
-
 CREATE OR REPLACE TRIGGER events_capture_insert AFTER INSERT ON events
-REFERENCING NEW TABLE AS new_rows
-FOR EACH STATEMENT EXECUTE FUNCTION analytics_capture_events();
+FOR EACH ROW EXECUTE FUNCTION analytics_capture_insert('event');
 CREATE OR REPLACE TRIGGER events_capture_update AFTER UPDATE ON events
-REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-FOR EACH STATEMENT EXECUTE FUNCTION analytics_capture_events();
+FOR EACH ROW EXECUTE FUNCTION analytics_capture_update('event');
 CREATE OR REPLACE TRIGGER events_capture_delete AFTER DELETE ON events
-REFERENCING OLD TABLE AS old_rows
-FOR EACH STATEMENT EXECUTE FUNCTION analytics_capture_events();
+FOR EACH ROW EXECUTE FUNCTION analytics_capture_delete('event');
 CREATE OR REPLACE TRIGGER events_capture_truncate AFTER TRUNCATE ON events
 FOR EACH STATEMENT EXECUTE FUNCTION analytics_capture_truncate();
-
-CREATE OR REPLACE TRIGGER free_lesson_registrations_capture_insert
-AFTER INSERT ON free_lesson_registrations
-REFERENCING NEW TABLE AS new_rows
-FOR EACH STATEMENT EXECUTE FUNCTION analytics_capture_free_lesson_registrations();
-CREATE OR REPLACE TRIGGER free_lesson_registrations_capture_update
-AFTER UPDATE ON free_lesson_registrations
-REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-FOR EACH STATEMENT EXECUTE FUNCTION analytics_capture_free_lesson_registrations();
-CREATE OR REPLACE TRIGGER free_lesson_registrations_capture_delete
-AFTER DELETE ON free_lesson_registrations
-REFERENCING OLD TABLE AS old_rows
-FOR EACH STATEMENT EXECUTE FUNCTION analytics_capture_free_lesson_registrations();
-CREATE OR REPLACE TRIGGER free_lesson_registrations_capture_truncate
-AFTER TRUNCATE ON free_lesson_registrations
+CREATE OR REPLACE TRIGGER free_lesson_registrations_capture_insert AFTER INSERT ON free_lesson_registrations
+FOR EACH ROW EXECUTE FUNCTION analytics_capture_insert('registration');
+CREATE OR REPLACE TRIGGER free_lesson_registrations_capture_update AFTER UPDATE ON free_lesson_registrations
+FOR EACH ROW EXECUTE FUNCTION analytics_capture_update('registration');
+CREATE OR REPLACE TRIGGER free_lesson_registrations_capture_delete AFTER DELETE ON free_lesson_registrations
+FOR EACH ROW EXECUTE FUNCTION analytics_capture_delete('registration');
+CREATE OR REPLACE TRIGGER free_lesson_registrations_capture_truncate AFTER TRUNCATE ON free_lesson_registrations
 FOR EACH STATEMENT EXECUTE FUNCTION analytics_capture_truncate();

@@ -123,10 +123,18 @@ CREATE OR REPLACE FUNCTION analytics_prepare_fold() RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     IF to_regclass('pg_temp.fold_batch') IS NULL THEN
-        -- The change rows taken, then the same netted: an UPDATE's old and new row cancel
-        -- out where they agree on every column kept.
-        CREATE TEMP TABLE fold_batch (LIKE analytics_changes) ON COMMIT DELETE ROWS;
-        CREATE TEMP TABLE fold_net (LIKE analytics_changes) ON COMMIT DELETE ROWS;
+        -- The change rows taken from the log as they are, then read into columns.
+        CREATE TEMP TABLE fold_taken (LIKE analytics_changes) ON COMMIT DELETE ROWS;
+        CREATE TEMP TABLE fold_batch (
+            captured_at timestamptz, source text, sign smallint, row_id bigint,
+            user_id bigint, at timestamptz, username text, first_name text,
+            course_id integer, course_stream text, confirmed smallint, referral_code text,
+            discount_percent numeric(5, 2), event_type text, lesson_type text,
+            lesson_date date
+        ) ON COMMIT DELETE ROWS;
+        -- The same netted: an UPDATE's old and new row cancel out where they agree on
+        -- every column a figure reads.
+        CREATE TEMP TABLE fold_net (LIKE fold_batch) ON COMMIT DELETE ROWS;
         -- Users with a row retracted: recomputed from the source tables.
         CREATE TEMP TABLE fold_recomputed (user_id bigint PRIMARY KEY) ON COMMIT DELETE ROWS;
         -- What the per-user rollups read of each touched user, before the batch; then
@@ -140,7 +148,38 @@ BEGIN
             funnel_steps smallint, lifetime_weeks smallint
         ) ON COMMIT DELETE ROWS;
     END IF;
-    TRUNCATE fold_batch, fold_net, fold_recomputed, fold_users_before, fold_user_changes;
+    TRUNCATE fold_taken, fold_batch, fold_net, fold_recomputed, fold_users_before,
+             fold_user_changes;
+END
+$$;
+
+-- The rows of fold_taken, read as the table each came from (a column the bot added is
+-- ignored), into fold_batch: only what a figure reads. Of an event's details only a
+-- lesson attendance's lesson_type and lesson_date count.
+CREATE OR REPLACE FUNCTION analytics_read_taken() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO fold_batch
+    SELECT c.captured_at, c.source, c.sign, coalesce(b.id, e.id, r.id),
+           coalesce(b.user_id, e.user_id, r.user_id),
+           coalesce(b.created_at, e.created_at, r.registered_at),
+           coalesce(b.username, r.username), coalesce(b.first_name, r.first_name),
+           b.course_id, b.course_stream, b.confirmed, b.referral_code, b.discount_percent,
+           e.event_type,
+           CASE WHEN c.source = 'registration' THEN r.lesson_type
+                WHEN e.event_type = 'lesson_attended' THEN e.details ->> 'lesson_type' END,
+           CASE WHEN c.source = 'registration' THEN r.lesson_date
+                WHEN e.event_type = 'lesson_attended'
+                THEN analytics_lesson_date(e.details ->> 'lesson_date') END
+    FROM fold_taken AS c
+    CROSS JOIN LATERAL jsonb_populate_record(
+        NULL::bookings, CASE WHEN c.source = 'booking' THEN c.data END) AS b
+    CROSS JOIN LATERAL jsonb_populate_record(
+        NULL::events, CASE WHEN c.source = 'event' THEN c.data END) AS e
+    CROSS JOIN LATERAL jsonb_populate_record(
+        NULL::free_lesson_registrations,
+        CASE WHEN c.source = 'registration' THEN c.data END) AS r;
+    TRUNCATE fold_taken;
 END
 $$;
 
@@ -160,14 +199,14 @@ BEGIN
 
     IF max_rows IS NULL THEN
         WITH consumed AS (DELETE FROM analytics_changes RETURNING *)
-        INSERT INTO fold_batch SELECT * FROM consumed;
+        INSERT INTO fold_taken SELECT * FROM consumed;
     ELSE
         WITH consumed AS (
             DELETE FROM analytics_changes
             WHERE ctid = ANY (ARRAY(SELECT ctid FROM analytics_changes LIMIT max_rows))
             RETURNING *
         )
-        INSERT INTO fold_batch SELECT * FROM consumed;
+        INSERT INTO fold_taken SELECT * FROM consumed;
     END IF;
     GET DIAGNOSTICS taken = ROW_COUNT;
     IF taken = 0 THEN
@@ -175,6 +214,7 @@ BEGIN
         WHERE id = 1 AND error IS NOT NULL;
         RETURN 0;
     END IF;
+    PERFORM analytics_read_taken();
     IF EXISTS (SELECT 1 FROM fold_batch WHERE source = 'truncate') THEN
         PERFORM analytics_rebuild();
         PERFORM analytics_record_fold(taken);
@@ -188,11 +228,12 @@ BEGIN
     ),
     consumed AS (
         DELETE FROM analytics_changes AS c USING retracted AS r
-        WHERE c.user_id = r.user_id
+        WHERE (c.data ->> 'user_id')::bigint = r.user_id
         RETURNING c.*
     )
-    INSERT INTO fold_batch SELECT * FROM consumed;
+    INSERT INTO fold_taken SELECT * FROM consumed;
     GET DIAGNOSTICS added = ROW_COUNT;
+    PERFORM analytics_read_taken();
 
     INSERT INTO fold_net (
         captured_at, source, sign, row_id, user_id, at, username, first_name, course_id,

@@ -6,8 +6,8 @@ Create Date: 2026-12-06 06:00:00.000000
 
 The triggers of 0002 updated shared counter rows inside every bot statement, so bot
 transactions about different users waited on each other and deadlocked. They are
-replaced by capture triggers that only append the changed rows to analytics_changes
-(no key, no index), and by analytics_fold(), which one coursedesk process at a time
+replaced by row-level capture triggers that only append each changed row, as jsonb, to
+analytics_changes (no key, no index), and by analytics_fold(), which one coursedesk process at a time
 runs every second or so to turn those rows into the summaries
 (analytics/sql/install/).
 
@@ -34,9 +34,9 @@ SOURCE_TABLES = ("bookings", "events", "free_lesson_registrations")
 OPERATIONS = ("insert", "update", "delete")
 TRIGGERS_0002 = Path(__file__).parent / "0002_analytics_triggers.sql"
 CAPTURE_FUNCTIONS = (
-    "analytics_capture_bookings()",
-    "analytics_capture_events()",
-    "analytics_capture_free_lesson_registrations()",
+    "analytics_capture_insert()",
+    "analytics_capture_update()",
+    "analytics_capture_delete()",
     "analytics_capture_truncate()",
 )
 FOLD_FUNCTIONS = (
@@ -50,6 +50,7 @@ FOLD_FUNCTIONS = (
     "analytics_fold_event_types()",
     "analytics_fold_lessons()",
     "analytics_prepare_fold()",
+    "analytics_read_taken()",
     "analytics_require_fold_lock()",
     "analytics_record_fold(integer)",
     "analytics_is_newer(timestamptz, integer, timestamptz, integer)",
@@ -100,19 +101,7 @@ def upgrade() -> None:
         ),
         sa.Column("source", sa.Text(), nullable=False),
         sa.Column("sign", sa.SmallInteger(), nullable=False),
-        sa.Column("row_id", sa.BigInteger(), nullable=True),
-        sa.Column("user_id", sa.BigInteger(), nullable=True),
-        sa.Column("at", postgresql.TIMESTAMP(timezone=True), nullable=True),
-        sa.Column("username", sa.Text(), nullable=True),
-        sa.Column("first_name", sa.Text(), nullable=True),
-        sa.Column("course_id", sa.Integer(), nullable=True),
-        sa.Column("course_stream", sa.Text(), nullable=True),
-        sa.Column("confirmed", sa.SmallInteger(), nullable=True),
-        sa.Column("referral_code", sa.Text(), nullable=True),
-        sa.Column("discount_percent", sa.Numeric(precision=5, scale=2), nullable=True),
-        sa.Column("event_type", sa.Text(), nullable=True),
-        sa.Column("lesson_type", sa.Text(), nullable=True),
-        sa.Column("lesson_date", sa.Date(), nullable=True),
+        sa.Column("data", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         # Rows live for about a second: vacuum it by dead rows, not by a share of its size.
         postgresql_with={
             "autovacuum_vacuum_scale_factor": 0,
