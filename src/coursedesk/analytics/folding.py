@@ -208,7 +208,7 @@ class Folder:
         self.leading = False
 
     async def run(self) -> None:
-        """Until cancelled: wait for the lease, then fold; start over after a lost connection."""
+        """Until cancelled: wait for the lease, then fold; start over after any error."""
         while True:
             try:
                 async with self._engine.connect() as plain:
@@ -217,8 +217,10 @@ class Folder:
                         await self._fold_forever(connection)
             except asyncio.CancelledError:
                 raise
-            except DBAPIError as exc:
-                self._report(f"the folder lost its database connection: {describe_failure(exc)}")
+            # Whatever stops it (the database gone, a schema not migrated yet), the folder
+            # starts over: the figures must not stop for good on one error.
+            except Exception as exc:
+                self._report(f"the analytics folder cannot fold: {describe_failure(exc)}")
             finally:
                 self.leading = False
             await asyncio.sleep(LEADERSHIP_RETRY_SECONDS)
