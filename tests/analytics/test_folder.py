@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -217,3 +218,32 @@ async def test_health_metrics_and_dashboard_say_how_far_behind_the_figures_are(
     assert (health["status"], health["analytics_lag_seconds"]) == ("ok", 0)
     block = await client.get("/dashboard/blocks/freshness", headers=admin_headers)
     assert block.text.strip() == ""
+
+
+async def test_a_folder_that_stops_on_an_error_gives_the_lease_back(
+    database: Database, sync_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lease is a session lock; the connection holding it must not go back to the
+    pool, where another checkout would keep it and no folder could take it again."""
+    monkeypatch.setattr(folding, "LEADERSHIP_RETRY_SECONDS", 0.5)
+    failed = asyncio.Event()
+    real = folding.fold_batch
+
+    async def failing_once(connection: Any, batch_rows: int | None = folding.BATCH_ROWS) -> int:
+        if not failed.is_set():
+            failed.set()
+            raise RuntimeError("something unexpected")
+        return await real(connection, batch_rows)
+
+    monkeypatch.setattr(folding, "fold_batch", failing_once)
+    async with run_folder(database.primary, name="test", interval=0.05):
+        await asyncio.wait_for(failed.wait(), 10)
+        await asyncio.sleep(0.1)
+        # Whatever connection the pool has idle is busy elsewhere now.
+        async with database.primary.connect() as elsewhere:
+            await elsewhere.execute(text("SELECT 1"))
+            _insert_events(sync_engine, 10)
+            await _until(
+                lambda: _scalar(sync_engine, "SELECT count(*) FROM analytics_changes") == 0,
+                "the folder to lead again and fold",
+            )

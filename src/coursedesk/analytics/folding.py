@@ -214,7 +214,12 @@ class Folder:
                 async with self._engine.connect() as plain:
                     connection = await plain.execution_options(isolation_level=REPEATABLE_READ)
                     if await self._take_lease(connection):
-                        await self._fold_forever(connection)
+                        try:
+                            await self._fold_forever(connection)
+                        finally:
+                            # The lease is a session lock: a connection going back to the
+                            # pool would keep it, and no process could fold again.
+                            await plain.invalidate()
             except asyncio.CancelledError:
                 raise
             # Whatever stops it (the database gone, a schema not migrated yet), the folder
