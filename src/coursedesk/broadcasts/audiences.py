@@ -135,7 +135,7 @@ def recipients_select(audience: Audience) -> Select[int, str | None]:
     """(user_id, username) of every recipient: the audience's users who have not blocked us.
 
     user_summaries has one row per user (SPEC §4) with their latest username, kept by
-    the triggers of migration 0002; the ids come out in order so that the recipient
+    the analytics fold; the ids come out in order so that the recipient
     indexes are filled from one end, which is what keeps a million-row insert fast.
     """
     return (

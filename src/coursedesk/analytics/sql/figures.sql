@@ -1,4 +1,4 @@
--- Figures read from the summary tables that the triggers of migration 0002 keep exact.
+-- Figures read from the summary tables that the fold keeps (install/3_fold.sql).
 -- Each reads at most a few thousand small rows, whatever the size of the source tables.
 -- Counter rows that fell back to zero after deletions are left in place, hence the
 -- "> 0" filters. Text ties are broken in code point order (COLLATE "C").
