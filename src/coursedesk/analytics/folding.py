@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, TextClause, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
@@ -41,6 +41,8 @@ LOCK = text("LOCK TABLE analytics_fold_state IN EXCLUSIVE MODE")
 # A batch that meets a TRUNCATE marker rebuilds every summary, which at a million users
 # takes longer than any request may; the batches of the folder and the tools may.
 NO_STATEMENT_TIMEOUT = text("SET LOCAL statement_timeout = 0")
+# A request folding its own edit waits a few seconds at most for a batch under way.
+SHORT_LOCK_WAIT = text("SET LOCAL lock_timeout = '3s'")
 FOLD = text("SELECT analytics_fold(:max_rows)")
 REBUILD = text("SELECT analytics_rebuild()")
 TRY_LEAD = text("SELECT pg_try_advisory_lock(:key)")
@@ -104,10 +106,16 @@ def rebuild_summaries(engine: Engine) -> None:
         connection.execute(REBUILD)
 
 
-async def fold_batch(connection: AsyncConnection, batch_rows: int | None = BATCH_ROWS) -> int:
-    """Fold one batch on `connection` (in REPEATABLE READ) and commit it."""
+async def fold_batch(
+    connection: AsyncConnection,
+    batch_rows: int | None = BATCH_ROWS,
+    *,
+    bounds: TextClause = NO_STATEMENT_TIMEOUT,
+) -> int:
+    """Fold one batch on `connection` (in REPEATABLE READ) and commit it; `bounds` is
+    the SET LOCAL that limits the transaction (by default: none, for the folder)."""
     async with connection.begin():
-        await connection.execute(NO_STATEMENT_TIMEOUT)
+        await connection.execute(bounds)
         await connection.execute(LOCK)
         return int((await connection.execute(FOLD, {"max_rows": batch_rows})).scalar_one())
 
@@ -116,19 +124,16 @@ async def fold_now(engine: AsyncEngine) -> int:
     """Fold what is pending now, so a staff member sees their own edit in every figure,
     then drop the cached answers (source_changes), folded or not.
 
-    Waits for a batch under way elsewhere (the fold lock), at most a few seconds; a
-    failure is left to the folder to report and retry, and answers -1.
+    Waits for a batch under way elsewhere (the fold lock), at most a few seconds, and
+    keeps the request's statement timeout; a failure is left to the folder to report
+    and retry, and answers -1.
     """
     folded = 0
     try:
         async with engine.connect() as plain:
             connection = await plain.execution_options(isolation_level=REPEATABLE_READ)
             while True:
-                async with connection.begin():
-                    await connection.execute(text("SET LOCAL lock_timeout = '3s'"))
-                    await connection.execute(LOCK)
-                    result = await connection.execute(FOLD, {"max_rows": BATCH_ROWS})
-                    batch = int(result.scalar_one())
+                batch = await fold_batch(connection, bounds=SHORT_LOCK_WAIT)
                 folded += batch
                 if batch < BATCH_ROWS:
                     return folded
