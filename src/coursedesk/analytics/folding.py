@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from coursedesk.analytics.changes import source_changes
+from coursedesk.config import FRESHNESS_BOUND_SECONDS
 from coursedesk.db.retry import is_lost_race
 
 log = logging.getLogger(__name__)
@@ -172,6 +173,15 @@ class Freshness:
     folded_rows: int
     error: str | None
     failed_at: datetime | None
+
+    @property
+    def status(self) -> str:
+        """`failing` while a fold fails, `behind` past the freshness bound, else `ok`."""
+        if self.error is not None:
+            return "failing"
+        if self.lag_seconds > FRESHNESS_BOUND_SECONDS:
+            return "behind"
+        return "ok"
 
     @property
     def as_of(self) -> datetime | None:

@@ -15,7 +15,7 @@ from coursedesk.analytics import service
 from coursedesk.analytics.folding import read_freshness
 from coursedesk.analytics.periods import MAX_DAYS, DayWindow, resolve_window
 from coursedesk.cache.reads import CachedReads
-from coursedesk.config import FRESHNESS_BOUND_SECONDS, Settings
+from coursedesk.config import Settings
 from coursedesk.errors import InvalidInput
 from coursedesk.pages.charts import (
     FUNNEL_LABELS,
@@ -109,10 +109,7 @@ BlockBuilder = Callable[[CachedReads, DayWindow, Settings], Awaitable[Block]]
 async def _freshness(reads: CachedReads, window: DayWindow, settings: Settings) -> Block:
     """A note when the figures lag the bot's writes by more than the freshness bound."""
     freshness = await read_freshness(await reads.session.connection())
-    return "blocks/freshness.html", {
-        "freshness": freshness,
-        "behind": freshness.lag_seconds > FRESHNESS_BOUND_SECONDS,
-    }
+    return "blocks/freshness.html", {"freshness": freshness}
 
 
 async def _stats(reads: CachedReads, window: DayWindow, settings: Settings) -> Block:

@@ -12,7 +12,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from coursedesk import __version__
 from coursedesk.analytics.folding import Freshness, read_freshness
-from coursedesk.config import FRESHNESS_BOUND_SECONDS
 from coursedesk.db import migrations
 from coursedesk.db.engine import Database
 from coursedesk.web.deps import Viewer, get_database
@@ -39,7 +38,7 @@ def freshness_body(freshness: Freshness) -> dict[str, Any]:
     return {
         "analytics_lag_seconds": round(freshness.lag_seconds, 3),
         "analytics": {
-            "status": analytics_status(freshness),
+            "status": freshness.status,
             "figures_as_of": freshness.as_of.isoformat() if freshness.as_of else None,
             "folder": freshness.folder,
             "folded_at": freshness.folded_at.isoformat() if freshness.folded_at else None,
@@ -47,15 +46,6 @@ def freshness_body(freshness: Freshness) -> dict[str, Any]:
             "failed_at": freshness.failed_at.isoformat() if freshness.failed_at else None,
         },
     }
-
-
-def analytics_status(freshness: Freshness) -> str:
-    """`failing` while a fold fails, `behind` past the freshness bound, else `ok`."""
-    if freshness.error is not None:
-        return "failing"
-    if freshness.lag_seconds > FRESHNESS_BOUND_SECONDS:
-        return "behind"
-    return "ok"
 
 
 @router.get("/health", summary="Is the database reachable and the schema current?")
@@ -80,7 +70,7 @@ async def health(database: Annotated[Database, Depends(get_database)]) -> JSONRe
             healthy = False
         else:
             body |= freshness_body(freshness)
-            healthy = analytics_status(freshness) == "ok"
+            healthy = freshness.status == "ok"
     body = {"status": "ok" if healthy else "degraded", **body}
     # Reachable, but at a revision this code does not know: it cannot vouch for the schema.
     return JSONResponse(body, status_code=200 if status.current_known else 503)
