@@ -20,6 +20,7 @@ import psycopg
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.dialects.postgresql import insert
 
+from coursedesk.analytics.folding import LOCK as FOLD_LOCK
 from coursedesk.db.datagen.copydata import COPY_HEADER, COPY_TRAILER, EVENT_COLUMNS
 from coursedesk.db.datagen.plan import GenerationPlan
 from coursedesk.db.datagen.producer import copy_batches
@@ -96,7 +97,6 @@ _LOAD_INDEXES_SQL = text(
 # The load holds the source tables against writers, so the rebuild, under the fold lock,
 # sees every change row there will be until the load commits (analytics/sql/install/).
 SUMMARY_REBUILD_SQL = "SELECT analytics_rebuild()"
-FOLD_LOCK_SQL = "LOCK TABLE analytics_fold_state IN EXCLUSIVE MODE"
 
 
 def deferred_insert_triggers(rebuild_sql: str) -> LoadHooks:
@@ -118,7 +118,7 @@ def deferred_insert_triggers(rebuild_sql: str) -> LoadHooks:
     def after(connection: Connection) -> None:
         for table, trigger in switched_off:
             connection.execute(text(f'ALTER TABLE "{table}" ENABLE TRIGGER "{trigger}"'))
-        connection.execute(text(FOLD_LOCK_SQL))
+        connection.execute(FOLD_LOCK)
         connection.execute(text(rebuild_sql))
 
     return LoadHooks(before=before, after=after)
