@@ -132,26 +132,32 @@ def run(arguments: argparse.Namespace) -> Data:
             f"{describe_server(url)}; {len(data.users):,} users with a summary; "
             f"shared stream {data.streams[0][0]}/{data.streams[0][1]}"
         )
-        with folder_running(data):
-            before = folded_rows(url)
-            results = uvloop.run(measure_inserts(data, seconds))
-            report_inserts(data, results, seconds)
-            uvloop.run(measure_server_side(data))
-            console.print(f"load average now {load_average()}")
-            tally = uvloop.run(mixed_transactions(data, seconds))
-            report_mixed(data, tally, seconds)
-            uvloop.run(two_sessions(data))
-            uvloop.run(open_transaction(data))
-            console.print(
-                f"the folder folded {folded_rows(url) - before:,} change rows during 1–3; "
-                f"load average now {load_average()}"
-            )
+        if not arguments.fold_only:
+            measure_bot_statements(data, url, seconds)
         fold_throughput(data, arguments.fold_rows)
         with folder_running(data):
             lag = uvloop.run(lag_under_load(data, arguments.rate, 2 * seconds))
             report_lag(data, lag, arguments.rate)
         check_drift(data)
     return data
+
+
+def measure_bot_statements(data: Data, url: str, seconds: float) -> None:
+    """Sections 1 to 3, with a folder running throughout."""
+    with folder_running(data):
+        before = folded_rows(url)
+        results = uvloop.run(measure_inserts(data, seconds))
+        report_inserts(data, results, seconds)
+        uvloop.run(measure_server_side(data))
+        console.print(f"load average now {load_average()}")
+        tally = uvloop.run(mixed_transactions(data, seconds))
+        report_mixed(data, tally, seconds)
+        uvloop.run(two_sessions(data))
+        uvloop.run(open_transaction(data))
+        console.print(
+            f"the folder folded {folded_rows(url) - before:,} change rows during 1–3; "
+            f"load average now {load_average()}"
+        )
 
 
 def main() -> None:
@@ -162,6 +168,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2_000, help="statements/s in 4b")
     parser.add_argument("--fold-rows", type=int, default=200_000, help="backlog size in 4a")
     parser.add_argument("--database-url", help="use (and keep) this database")
+    parser.add_argument("--fold-only", action="store_true", help="section 4 and drift alone")
     arguments = parser.parse_args()
     if arguments.fold:
         run_folder(arguments.fold)

@@ -198,6 +198,7 @@ def summary_snapshot(connection: Connection) -> dict[str, list[tuple]]:
     """Every live row of every summary table, in a stable order."""
     queries = {
         "user_summaries": "SELECT * FROM user_summaries ORDER BY user_id",
+        "user_names": "SELECT * FROM user_names ORDER BY user_id",
         "activity_buckets": "SELECT * FROM activity_buckets WHERE (new_users, bookings, events,"
         " free_lesson_registrations) <> (0, 0, 0, 0) ORDER BY span, bucket",
         "user_segments": "SELECT * FROM user_segments WHERE users <> 0 ORDER BY 1, 2",

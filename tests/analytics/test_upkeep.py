@@ -110,6 +110,39 @@ async def test_an_update_that_changes_nothing_read_touches_no_summary(
         assert summary_snapshot(connection) == before
 
 
+async def test_the_searched_names_are_written_only_when_a_name_changes(
+    bot: BotWriter, edge_data: EdgeData
+) -> None:
+    def names() -> dict[int, tuple[str | None, str | None, str]]:
+        with bot.engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT user_id, username, first_name, xmin::text FROM user_names")
+            )
+            return {row.user_id: (row.username, row.first_name, row.xmin) for row in rows}
+
+    before = names()
+    bot.execute("INSERT INTO events (user_id, event_type) VALUES (:u, 'start')", u=U1)
+    bot.execute("UPDATE bookings SET confirmed = 1 WHERE user_id = :u", u=U1)
+    assert names() == before  # counts and status changed, no name: no row written
+
+    bot.execute(
+        "INSERT INTO bookings (user_id, username, first_name, course_id, confirmed)"
+        " VALUES (:u, 'renamed', NULL, 5, 1)",
+        u=U1,
+    )
+    renamed = names()
+    assert renamed[U1][0] == "renamed" and renamed[U1][2] != before[U1][2]
+    assert {u: row for u, row in renamed.items() if u != U1} == {
+        u: row for u, row in before.items() if u != U1
+    }
+
+    # A user whose every named row goes keeps a summary, and leaves the names table.
+    bot.execute("DELETE FROM bookings WHERE user_id = :u", u=U1)
+    bot.execute("DELETE FROM free_lesson_registrations WHERE user_id = :u", u=U1)
+    assert U1 not in names()
+    assert_summaries_match_a_rebuild(bot.engine)
+
+
 async def test_truncate_rebuilds(
     client: httpx.AsyncClient, viewer_headers: dict[str, str], bot: BotWriter, edge_data: EdgeData
 ) -> None:

@@ -224,6 +224,19 @@ def test_drift_in_a_summary_is_named(sync_engine: Engine) -> None:
     assert "1 expected rows missing or different, 1 rows not expected" in detail
 
 
+def test_a_searched_name_that_differs_from_the_summary_is_named(sync_engine: Engine) -> None:
+    _execute(
+        sync_engine,
+        "INSERT INTO bookings (user_id, username, course_id, confirmed) VALUES (80, 'ann', 3, 1)",
+    )
+    fold_pending(sync_engine)
+    _execute(sync_engine, "UPDATE user_names SET username = 'bob' WHERE user_id = 80")
+    [(name, detail)] = _findings(verify(sync_engine), Status.problem)
+    assert name == "analytics summaries"
+    assert detail.startswith("user_names differs from the source tables: ")
+    assert "(80,ann,)" in detail and "(80,bob,)" in detail
+
+
 def test_a_write_that_skipped_the_capture_is_found(sync_engine: Engine) -> None:
     with sync_engine.begin() as connection:
         connection.execute(text("SET LOCAL session_replication_role = replica"))

@@ -23,7 +23,10 @@ class SummaryTable:
 
     table: str
     keys: tuple[str, ...]
-    counters: tuple[str, ...]
+    values: tuple[str, ...]  # the columns compared besides the keys
+    # Whether every row is compared (a table of values), not only those with a counter
+    # that is not zero.
+    every_row: bool = False
 
     @property
     def nullable_keys(self) -> bool:
@@ -60,9 +63,11 @@ USER_COLUMNS = (
 )
 BOOKING_COUNTERS = ("total_bookings", "confirmed", "pending", "cancelled", "unique_users")
 
-# In the order they are checked: the per-user rollups read user_summaries, so it comes first.
+# In the order they are checked: the names and the per-user rollups read user_summaries,
+# so it comes first.
 SUMMARY_TABLES = (
-    SummaryTable("user_summaries", ("user_id",), USER_COLUMNS),
+    SummaryTable("user_summaries", ("user_id",), USER_COLUMNS, every_row=True),
+    SummaryTable("user_names", ("user_id",), ("username", "first_name"), every_row=True),
     SummaryTable("user_segments", ("status", "course_stream"), ("users",)),
     SummaryTable(
         "activity_buckets",
@@ -125,11 +130,11 @@ class Drift:
 def _comparison(summary: SummaryTable) -> str:
     """One statement answering how many expected rows are missing or differ, how many
     found rows are not expected, and an example of each."""
-    columns = ", ".join((*summary.keys, *summary.counters))
-    if summary.table == "user_summaries":
-        found = f"SELECT {columns} FROM user_summaries"
+    columns = ", ".join((*summary.keys, *summary.values))
+    if summary.every_row:
+        found = f"SELECT {columns} FROM {summary.table}"
     else:
-        nonzero = " OR ".join(f"{counter} <> 0" for counter in summary.counters)
+        nonzero = " OR ".join(f"{value} <> 0" for value in summary.values)
         found = f"SELECT {columns} FROM {summary.table} WHERE {nonzero}"
     expected = f"SELECT {columns} FROM {summary.expected_view}"
     if summary.nullable_keys:

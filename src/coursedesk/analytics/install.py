@@ -23,13 +23,18 @@ def install_scripts() -> list[tuple[str, str]]:
     ]
 
 
-def apply_install_scripts(connection: Connection) -> None:
-    """Run every install file on `connection`, in its transaction.
+def run_script(connection: Connection, script: str) -> None:
+    """Run a file of SQL statements on `connection`, in its transaction.
 
-    The files go to the driver untouched: SQLAlchemy would read `:30` as a parameter and
+    The text goes to the driver untouched: SQLAlchemy would read `:30` as a parameter and
     psycopg `%I` as a placeholder, and neither is one here.
     """
     driver_connection = connection.connection.driver_connection
     assert driver_connection is not None, "the connection is closed"
+    driver_connection.execute(script)
+
+
+def apply_install_scripts(connection: Connection) -> None:
+    """Run every install file on `connection`, in its transaction."""
     for _, script in install_scripts():
-        driver_connection.execute(script)
+        run_script(connection, script)

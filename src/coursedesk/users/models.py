@@ -55,26 +55,6 @@ class UserSummary(Base):
             "first_seen",
             "user_id",
         ),
-        Index(
-            "ix_user_summaries_username_trgm",
-            "username",
-            postgresql_using="gin",
-            postgresql_ops={"username": "gin_trgm_ops"},
-            postgresql_with={"fastupdate": "off"},
-        ),
-        Index(
-            "ix_user_summaries_first_name_trgm",
-            "first_name",
-            postgresql_using="gin",
-            postgresql_ops={"first_name": "gin_trgm_ops"},
-            postgresql_with={"fastupdate": "off"},
-        ),
-        Index(
-            "ix_user_summaries_name_grams",
-            "name_grams",
-            postgresql_using="gin",
-            postgresql_with={"fastupdate": "off"},
-        ),
     )
 
     user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -96,6 +76,44 @@ class UserSummary(Base):
     stream_booking_at: Mapped[datetime | None]
     stream_booking_id: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(Text, Computed(USER_STATUS_EXPRESSION, persisted=True))
+
+
+class UserName(Base):
+    """The names of each user who has one, indexed for search.
+
+    A copy of user_summaries' names, kept apart so that the fold's many updates of a
+    summary (every booking and event changes a count) write no search index: the fold
+    writes a row here only when a name changes, and only then pays for the three GIN
+    indexes.
+    """
+
+    __tablename__ = "user_names"
+    __table_args__ = (
+        Index(
+            "ix_user_names_username_trgm",
+            "username",
+            postgresql_using="gin",
+            postgresql_ops={"username": "gin_trgm_ops"},
+            postgresql_with={"fastupdate": "off"},
+        ),
+        Index(
+            "ix_user_names_first_name_trgm",
+            "first_name",
+            postgresql_using="gin",
+            postgresql_ops={"first_name": "gin_trgm_ops"},
+            postgresql_with={"fastupdate": "off"},
+        ),
+        Index(
+            "ix_user_names_name_grams",
+            "name_grams",
+            postgresql_using="gin",
+            postgresql_with={"fastupdate": "off"},
+        ),
+    )
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    username: Mapped[str | None] = mapped_column(Text)
+    first_name: Mapped[str | None] = mapped_column(Text)
     # Every substring of one or two characters of the lower-cased names, for searches
     # too short for the trigram indexes.
     name_grams: Mapped[list[str]] = mapped_column(

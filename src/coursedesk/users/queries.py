@@ -6,7 +6,9 @@ the trigram and name-gram indexes, and sorted; the planner cannot tell these cas
 apart from the text alone, and walking the first_seen index for a rare term reads the
 whole table. The first_seen index carries the names, so the most recent users are
 searched in the index alone, and pages are picked by key there before their rows are
-read: a rare term, or a page deep in the list, reads only the rows it answers.
+read: a rare term, or a page deep in the list, reads only the rows it answers. The
+trigram and name-gram indexes are on user_names, which the fold writes only when a
+name changes.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     FromClause,
     Select,
@@ -23,6 +26,7 @@ from sqlalchemy import (
     and_,
     false,
     func,
+    literal,
     or_,
     select,
 )
@@ -30,10 +34,11 @@ from sqlalchemy.dialects.postgresql import array
 
 from coursedesk.db.base import BIGINT_MAX
 from coursedesk.telegram.models import BotUser
-from coursedesk.users.models import SHORT_TERM, UserSegment, UserSummary
+from coursedesk.users.models import SHORT_TERM, UserName, UserSegment, UserSummary
 
 RECENT_USERS = 10000
 SUMMARIES: Table = UserSummary.__table__  # type: ignore[assignment]
+NAMES: Table = UserName.__table__  # type: ignore[assignment]
 
 
 def escape_like(term: str) -> str:
@@ -51,23 +56,46 @@ def _contains(source: FromClause, column: str, term: str, *, grams: bool) -> Col
     return and_(source.c.name_grams.contains(array([func.lower(term)])), condition)
 
 
-def search_condition(
-    query: str, source: FromClause = SUMMARIES, *, grams: bool = True
-) -> ColumnElement[bool] | None:
-    """SPEC §4 search: a case-insensitive substring of the username (a leading @ in the
-    query ignored) or of first_name; a query of digits also matches user_id exactly.
-    None for a blank query. `grams=False` leaves out the name-gram test, which only
-    helps the index, for a source without the name_grams column."""
-    term = query.strip()
-    if not term:
-        return None
+def _names_match(source: FromClause, term: str, *, grams: bool) -> ColumnElement[bool]:
+    """A first_name or username of `source` holds `term` (a leading @ ignored for the
+    username)."""
     conditions = [_contains(source, "first_name", term, grams=grams)]
     username_term = term.removeprefix("@")
     if username_term:
         conditions.append(_contains(source, "username", username_term, grams=grams))
-    if term.isascii() and term.isdigit() and int(term) <= BIGINT_MAX:
-        conditions.append(source.c.user_id == int(term))
     return or_(*conditions)
+
+
+def _user_id_of(term: str) -> int | None:
+    """The user_id a query of digits names, if it can be one."""
+    if term.isascii() and term.isdigit() and int(term) <= BIGINT_MAX:
+        return int(term)
+    return None
+
+
+def search_condition(query: str, source: FromClause = SUMMARIES) -> ColumnElement[bool] | None:
+    """SPEC §4 search: a case-insensitive substring of the username (a leading @ in the
+    query ignored) or of first_name; a query of digits also matches user_id exactly.
+    None for a blank query.
+
+    On user_summaries the names are looked up in user_names, through its indexes; any
+    other source (a subquery carrying the names) is tested directly.
+    """
+    term = query.strip()
+    if not term:
+        return None
+    user_id = _user_id_of(term)
+    if source is not SUMMARIES:
+        named = _names_match(source, term, grams=False)
+        return named if user_id is None else or_(named, source.c.user_id == user_id)
+    matches: Select[tuple[int]] = select(NAMES.c.user_id).where(
+        _names_match(NAMES, term, grams=True)
+    )
+    if user_id is not None:
+        # One set with the named users, so that the planner joins it by key instead of
+        # testing every summary against an OR of the two.
+        matches = matches.union(select(literal(user_id, BigInteger)))  # type: ignore[assignment]
+    return SUMMARIES.c.user_id.in_(matches)
 
 
 @dataclass(frozen=True)
@@ -181,7 +209,7 @@ class PageQuery:
         if not self.matching.search or self.offset + self.limit > RECENT_USERS:
             return None
         recent = _recent_users()
-        matches = search_condition(self.matching.search, recent, grams=False)
+        matches = search_condition(self.matching.search, recent)
         if matches is None:
             return None
         keys = select(recent.c.first_seen, recent.c.user_id).where(matches).subquery("matches")

@@ -2,10 +2,10 @@
 --
 -- analytics_rebuild() fills the summaries from these views, and `coursedesk db verify`
 -- compares each summary with its view: they are the definition the incremental fold
--- (3_fold.sql) must agree with. The per-user rollups (segments, funnel, retention, new
--- users) read user_summaries, which verify checks against analytics_expected_users
--- first. The views hold no zero rows; the folded tables may (a counter that fell back
--- to zero stays, and readers skip it).
+-- (3_fold.sql) must agree with. The searched names and the per-user rollups (segments,
+-- funnel, retention, new users) read user_summaries, which verify checks against
+-- analytics_expected_users first. The views hold no zero rows; the folded tables may (a
+-- counter that fell back to zero stays, and readers skip it).
 
 -- One row per user: names from the latest row that has
 -- them (time, then row id), first and last seen, counts, and the stream of the latest
@@ -65,6 +65,11 @@ LEFT JOIN registered AS r USING (user_id)
 LEFT JOIN latest_username AS u USING (user_id)
 LEFT JOIN latest_first_name AS f USING (user_id)
 LEFT JOIN latest_stream AS st USING (user_id);
+
+-- The searched names: those of user_summaries, for every user who has one.
+CREATE OR REPLACE VIEW analytics_expected_user_names AS
+SELECT user_id, username, first_name FROM user_summaries
+WHERE username IS NOT NULL OR first_name IS NOT NULL;
 
 CREATE OR REPLACE VIEW analytics_expected_user_segments AS
 SELECT status, course_stream, count(*)::int AS users

@@ -396,6 +396,25 @@ BEGIN
       AND NOT EXISTS (SELECT 1 FROM bookings AS b WHERE b.user_id = r.user_id)
       AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.user_id = r.user_id)
       AND NOT EXISTS (SELECT 1 FROM free_lesson_registrations AS f WHERE f.user_id = r.user_id);
+
+    -- The searched names follow the summaries, written only where a name changed: most
+    -- rows of a batch change counts alone, and a write here pays for three GIN indexes.
+    INSERT INTO user_names AS n (user_id, username, first_name)
+    SELECT s.user_id, s.username, s.first_name
+    FROM user_summaries AS s
+    LEFT JOIN user_names AS known USING (user_id)
+    WHERE s.user_id IN (SELECT f.user_id FROM fold_net AS f)
+      AND (s.username IS NOT NULL OR s.first_name IS NOT NULL)
+      AND (known.username, known.first_name) IS DISTINCT FROM (s.username, s.first_name)
+    ORDER BY s.user_id
+    ON CONFLICT (user_id) DO UPDATE SET
+        username = excluded.username, first_name = excluded.first_name;
+
+    DELETE FROM user_names AS n USING fold_recomputed AS r
+    WHERE n.user_id = r.user_id
+      AND NOT EXISTS (
+          SELECT 1 FROM user_summaries AS s
+          WHERE s.user_id = r.user_id AND (s.username IS NOT NULL OR s.first_name IS NOT NULL));
 END
 $$;
 

@@ -15,7 +15,7 @@ LANGUAGE plpgsql
 SET work_mem = '256MB' SET maintenance_work_mem = '256MB' SET jit = off AS $$
 DECLARE
     summaries text[] := ARRAY[
-        'user_summaries', 'user_segments', 'activity_buckets', 'user_funnel',
+        'user_summaries', 'user_names', 'user_segments', 'activity_buckets', 'user_funnel',
         'user_retention', 'course_figures', 'course_members', 'stream_figures',
         'stream_members', 'referral_figures', 'referral_members', 'event_type_figures',
         'event_type_members', 'lesson_figures', 'lesson_members'];
@@ -25,8 +25,8 @@ DECLARE
 BEGIN
     PERFORM analytics_require_fold_lock();
     DELETE FROM analytics_changes;
-    TRUNCATE user_summaries, user_segments, activity_buckets, user_funnel, user_retention,
-             course_figures, course_members, stream_figures, stream_members,
+    TRUNCATE user_summaries, user_names, user_segments, activity_buckets, user_funnel,
+             user_retention, course_figures, course_members, stream_figures, stream_members,
              referral_figures, referral_members, event_type_figures, event_type_members,
              lesson_figures, lesson_members;
 
@@ -59,6 +59,8 @@ BEGIN
            pending_bookings, events_count, lessons_attended, free_lessons_count,
            course_stream, stream_booking_at, stream_booking_id
     FROM analytics_expected_users;
+    INSERT INTO user_names (user_id, username, first_name)
+    SELECT user_id, username, first_name FROM analytics_expected_user_names;
 
     INSERT INTO user_segments (status, course_stream, users)
     SELECT status, course_stream, users FROM analytics_expected_user_segments;
