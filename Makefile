@@ -10,7 +10,7 @@ SCALE ?= 100000
 BENCH_DATABASE_URL ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test browser lint format bench clean
+.PHONY: venv demo test browser lint format bench clean install-check
 
 venv: $(STAMP)
 
@@ -52,6 +52,10 @@ format: $(STAMP)
 # SQL (on BENCH_DATABASE_URL when given: seeded once, reused after), then the broadcast
 # pipeline (rate, throughput, audience, RSS), then what query monitoring costs and the
 # answer cache saves, then what the change capture and the fold cost the bot's writes.
+# The package alone in a fresh virtual environment: --help and db upgrade must work.
+install-check:
+	PYTHON=$(PYTHON) .ci/install-check
+
 bench: $(STAMP)
 	$(BIN)/python bench/seed_bench.py --users $(SCALE)
 	$(BIN)/python bench/analytics_bench.py --users $(SCALE) \
