@@ -113,6 +113,17 @@ async def test_conversion_rate_rounds_and_is_null_without_registrations(
     ]  # fmt: skip
 
 
+async def test_an_anonymous_attendance_without_details_makes_no_conversion_row(
+    client: httpx.AsyncClient, viewer_headers: dict[str, str], bot: BotWriter
+) -> None:
+    bot.execute("INSERT INTO events (user_id, event_type) VALUES (NULL, 'lesson_attended')")
+    bot.execute(
+        "INSERT INTO events (user_id, event_type, details)"
+        """ VALUES (NULL, 'lesson_attended', '{"lesson_type": "sql"}')"""
+    )
+    assert await _items(client, "/api/free-lessons/conversion", viewer_headers) == []
+
+
 async def test_recent_lists_newest_first(
     client: httpx.AsyncClient, viewer_headers: dict[str, str], edge_data: EdgeData
 ) -> None:

@@ -48,13 +48,15 @@ WHERE bookings > 0
 ORDER BY bookings DESC, referral_code COLLATE "C"
 
 -- name: lesson_conversion
--- Every (lesson_type, lesson_date) that has a registration or an attendance row; a
--- missing type or date is a value of its own, so each pair appears once.
+-- Every (lesson_type, lesson_date) that a user registered for or attended; a missing
+-- type or date is a value of its own, so each pair appears once. Rows without a user
+-- (an anonymous attendance event) count for no one, so a pair with only those is left
+-- out rather than shown as 0 and 0.
 SELECT lesson_type, lesson_date,
        registered_users AS registrations,
        attending_users AS attendances,
        CASE WHEN registered_users > 0
             THEN round(100.0 * attending_users / registered_users, 2) END AS conversion_rate
 FROM lesson_figures
-WHERE registrations > 0 OR attendances > 0
+WHERE registered_users > 0 OR attending_users > 0
 ORDER BY lesson_date DESC NULLS LAST, lesson_type COLLATE "C" NULLS LAST
