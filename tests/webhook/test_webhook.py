@@ -184,6 +184,9 @@ MALFORMED = [
     b'{"update_id": true}',
     b'{"update_id": -1}',
     b'{"update_id": 99999999999999999999}',
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"update_id": 8, "message": ' + b'{"a": ' * 100_000 + b"1" + b"}" * 100_001,
+    b'{"update_id": 9, "message": {"text": "hi", "x": ' + b"[" * 40 + b"]" * 40 + b"}}",
 ]
 IGNORED: list[dict[str, Any]] = [
     {"update_id": 1, "edited_channel_post": {"text": "x"}},

@@ -16,6 +16,9 @@ from coursedesk.web.deps import Session, settings_of
 router = APIRouter(prefix="/api/telegram", tags=["telegram"])
 
 MAX_UPDATE_BYTES = 1_000_000
+# Telegram's updates nest a few levels (an update, a message, its reply, an entity); far
+# deeper is no update, and past the interpreter's limit the parser itself would fail.
+MAX_UPDATE_DEPTH = 32
 
 
 class WebhookAnswer(BaseModel):
@@ -29,6 +32,29 @@ def _check_secret(expected: str | None, given: str | None) -> None:
         raise HTTPException(status_code=403, detail="wrong or missing webhook secret")
 
 
+def _nested_deeper_than(value: object, limit: int) -> bool:
+    """Whether lists and objects in `value` nest more than `limit` levels (walked without
+    recursion, so any depth is safe to ask about)."""
+    pending: list[tuple[object, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                pending.append((child, depth + 1))
+    return False
+
+
+def _too_deep() -> HTTPException:
+    return HTTPException(
+        status_code=400, detail=f"the update nests deeper than {MAX_UPDATE_DEPTH} levels"
+    )
+
+
 def _parse_update(raw: bytes) -> dict[str, Any]:
     if len(raw) > MAX_UPDATE_BYTES:
         raise HTTPException(status_code=413, detail="the update is too large")
@@ -36,6 +62,10 @@ def _parse_update(raw: bytes) -> dict[str, Any]:
         update: object = json.loads(raw)
     except ValueError:
         raise HTTPException(status_code=400, detail="the body is not JSON") from None
+    except RecursionError:
+        raise _too_deep() from None
+    if _nested_deeper_than(update, MAX_UPDATE_DEPTH):
+        raise _too_deep()
     if not isinstance(update, dict):
         raise HTTPException(status_code=400, detail="an update is a JSON object")
     update_id = update.get("update_id")
