@@ -114,7 +114,7 @@ async def test_csv_download_of_a_figure(
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     assert 'filename="courses.csv"' in response.headers["content-disposition"]
-    rows = list(csv.reader(io.StringIO(response.text)))
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert rows[0] == [
         "course_id", "course_name", "total_bookings", "confirmed", "pending", "cancelled",
         "unique_users",
@@ -123,7 +123,7 @@ async def test_csv_download_of_a_figure(
     daily = await client.get(
         "/api/stats/daily?from=2024-03-11&to=2024-03-12&format=csv", headers=viewer_headers
     )
-    assert list(csv.reader(io.StringIO(daily.text)))[1:] == [
+    assert list(csv.reader(io.StringIO(daily.content.decode("utf-8-sig"))))[1:] == [
         ["2024-03-11", "1", "0", "2", "0"],
         ["2024-03-12", "1", "2", "1", "0"],
     ]
@@ -138,11 +138,14 @@ async def test_csv_cells_cannot_run_formulas(
     )  # fmt: skip
     bot.events(event_row(U1, "=cmd|' /C calc'!A0", details={"note": "=1+1"}))
     bookings = await client.get("/api/bookings/recent?format=csv", headers=viewer_headers)
-    row = list(csv.reader(io.StringIO(bookings.text)))[1]
+    row = list(csv.reader(io.StringIO(bookings.content.decode("utf-8-sig"))))[1]
     assert row[2:4] == ['\'=HYPERLINK("http://x")', "'+1"]
     assert row[6] == "'@A" and row[7] == "-1" and row[9] == "'-2"
     events = await client.get("/api/events/top?format=csv", headers=viewer_headers)
-    assert list(csv.reader(io.StringIO(events.text)))[1][0] == "'=cmd|' /C calc'!A0"
+    assert (
+        list(csv.reader(io.StringIO(events.content.decode("utf-8-sig"))))[1][0]
+        == "'=cmd|' /C calc'!A0"
+    )
     assert safe_cell({"note": "=1+1"}) == '{"note":"=1+1"}'
     assert safe_cell("\tx") == "'\tx" and safe_cell(None) == "" and safe_cell(False) == "false"
 
@@ -177,6 +180,6 @@ async def test_retention_cohorts(
     empty = [c for c in cohorts if c["users"] == 0]
     assert all(w["rate"] is None for c in empty for w in c["retained"])
     download = await client.get("/api/retention?weeks=4&format=csv", headers=viewer_headers)
-    rows = list(csv.reader(io.StringIO(download.text)))
+    rows = list(csv.reader(io.StringIO(download.content.decode("utf-8-sig"))))
     assert rows[0] == ["cohort_week", "cohort_users", "week", "users", "rate"]
     assert [week_start(joined.date()).isoformat(), "2", "1", "1", "50.0"] in rows

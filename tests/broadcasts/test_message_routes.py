@@ -261,7 +261,7 @@ async def test_recipients_page_status_filter_and_csv(
     )
     assert exported.status_code == 200
     assert exported.headers["content-type"].startswith("text/csv")
-    table = list(csv.reader(io.StringIO(exported.text)))
+    table = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))
     assert table[0][:3] == ["user_id", "username", "delivery_status"]
     assert [line[0] for line in table[1:]] == ["1001", "1002", "1003"]
     assert table[1][4] == "'=Forbidden: bot was blocked"

@@ -130,10 +130,34 @@ async def test_csv_export_applies_the_filters(
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     assert 'filename="users.csv"' in response.headers["content-disposition"]
-    rows = list(csv.reader(io.StringIO(response.text)))
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert rows[0][:3] == ["user_id", "username", "first_name"]
     assert [row[0] for row in rows[1:]] == ["4", "3", "2", "11", "1"]
     assert rows[4][1:3] == ["'=1+2", "'@evil"]
+
+
+async def test_csv_starts_with_a_byte_order_mark_unless_asked_not_to(
+    client: httpx.AsyncClient, viewer_headers: dict[str, str], add_bookings: Insert
+) -> None:
+    add_bookings(booking_row(12, username="аня", first_name="Аня", created_at=T0))
+    marked = await client.get("/api/users?format=csv", headers=viewer_headers)
+    assert marked.content.startswith(b"\xef\xbb\xbfuser_id,")
+    assert "Аня".encode() in marked.content
+    plain = await client.get("/api/users?format=csv&bom=0", headers=viewer_headers)
+    assert plain.content.startswith(b"user_id,")
+    assert plain.content == marked.content[3:]
+    refused = await client.get("/api/users?format=csv&bom=maybe", headers=viewer_headers)
+    assert refused.status_code == 400
+    assert "bom" in refused.json()["error"]
+
+
+@pytest.mark.parametrize("query", ["search=%00", "search=a%00b", "stream=%00"])
+async def test_a_csv_that_cannot_be_made_is_refused_before_it_starts(
+    client: httpx.AsyncClient, viewer_headers: dict[str, str], query: str
+) -> None:
+    response = await client.get(f"/api/users?format=csv&{query}", headers=viewer_headers)
+    assert response.status_code == 400
+    assert response.json()["error"]
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-// The student list: results follow the search box and filters as they change.
+// The student list: results, and the CSV export, follow the search box and filters as they
+// change.
 "use strict";
 
 (() => {
@@ -28,6 +29,12 @@
         return;
       }
       results.replaceChildren(...fresh.childNodes);
+      // The export downloads exactly what the list now shows, every page of it.
+      const exported = page.getElementById("export-csv");
+      const exportLink = document.getElementById("export-csv");
+      if (exported && exportLink) {
+        exportLink.setAttribute("href", exported.getAttribute("href"));
+      }
       const crumbs = page.querySelector(".page-heading .crumbs");
       const current = document.querySelector(".page-heading .crumbs");
       if (crumbs && current) {
