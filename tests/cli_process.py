@@ -16,6 +16,7 @@ SETTING_PREFIXES = (
     "REDIS_",
     "TELEGRAM_",
     "BROADCAST_",
+    "FORWARDED_",
 )
 
 Completed = subprocess.CompletedProcess[str]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from functools import cached_property
+from ipaddress import ip_network
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -66,6 +67,11 @@ class Settings(BaseSettings):
     # folding one (serve, worker and demo each offer to); 0: this process never folds.
     analytics_fold_seconds: float = Field(default=1.0, ge=0, le=5)
 
+    # The proxies whose X-Forwarded-For and X-Forwarded-Proto are believed: addresses or
+    # networks, comma-separated, or "*". None by default: behind no proxy, a client could
+    # otherwise name any address it likes, and so dodge the per-address sign-in limit.
+    forwarded_allow_ips: str = ""
+
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
     db_pool_timeout: float = Field(default=10.0, gt=0, le=300)
@@ -93,6 +99,22 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_addresses(cls, value: str) -> str:
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        if entries == ["*"]:
+            return "*"
+        for entry in entries:
+            try:
+                ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (give addresses or networks, "
+                    "comma-separated, or *)"
+                ) from None
+        return ",".join(entries)
 
     @field_validator("app_timezone")
     @classmethod

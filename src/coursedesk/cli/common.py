@@ -130,12 +130,24 @@ def require_free_address(host: str, port: int) -> None:
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", code=2)
 
 
-def serve_app(app: ASGIApp, *, host: str, port: int, log_level: str) -> None:
+def serve_app(
+    app: ASGIApp, *, host: str, port: int, log_level: str, forwarded_allow_ips: str
+) -> None:
     """Serve `app` until Ctrl-C or SIGTERM, then return through the caller's cleanup.
 
     uvicorn shuts down gracefully on SIGTERM and then raises the signal again; with the
     default handler that would end the process on the spot, skipping every `finally`
     and exit hook (the demo's worker and the embedded server would be left running).
+
+    Forwarded headers are read only from the proxies in `forwarded_allow_ips`
+    (FORWARDED_ALLOW_IPS); with none, not at all, whatever uvicorn's own default.
     """
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        proxy_headers=bool(forwarded_allow_ips),
+        forwarded_allow_ips=forwarded_allow_ips or "",
+    )

@@ -113,7 +113,13 @@ def demo(
                 "  Ctrl-C stops everything.\n",
                 highlight=False,
             )
-            serve_app(create_app(demo_settings), host=host, port=port, log_level="warning")
+            serve_app(
+                create_app(demo_settings),
+                host=host,
+                port=port,
+                log_level="warning",
+                forwarded_allow_ips=demo_settings.forwarded_allow_ips,
+            )
         finally:
             worker.terminate()
             try:

@@ -27,4 +27,10 @@ def serve(host: HostOption = "127.0.0.1", port: PortOption = 8000) -> None:
     require_free_address(host, port)
     # Resolved here, not in the app's start-up, so that a wrong setting is one line.
     resolved = current.model_copy(update={"database_url": database_url()})
-    serve_app(create_app(resolved), host=host, port=port, log_level="info")
+    serve_app(
+        create_app(resolved),
+        host=host,
+        port=port,
+        log_level="info",
+        forwarded_allow_ips=resolved.forwarded_allow_ips,
+    )
