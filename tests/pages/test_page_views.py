@@ -235,3 +235,45 @@ async def test_a_value_postgresql_cannot_hold_is_a_message_not_a_failure(
         page = await client.get(path, params=params)
         assert page.status_code == 400, path
         assert "That did not work" in page.text and "NUL" in page.text
+
+
+async def test_each_block_says_what_it_covers(signed_in: SignIn) -> None:
+    client = await signed_in(Role.viewer)
+    page = await client.get("/", params={"from": "2030-01-01", "to": "2030-01-10"})
+    scopes = dict(
+        re.findall(
+            r'<h2 id="title-([\w-]+)">[^<]*<span class="scope[^"]*" data-scope="([\w ]+)"',
+            page.text,
+        )
+    )
+    assert scopes == {
+        "growth": "range",
+        "activity": "range",
+        "funnel": "range",
+        "conversion": "all time",
+        "courses": "all time",
+        "streams": "all time",
+        "top-events": "all time",
+        "recent-bookings": "latest",
+        "recent-events": "latest",
+        "referrals": "all time",
+    }
+    assert 'class="figures-scope"><span class="scope" data-scope="all time">' in page.text
+
+
+async def test_the_range_is_kept_for_the_next_visit(signed_in: SignIn) -> None:
+    client = await signed_in(Role.viewer)
+    default = await client.get("/")
+    assert 'data-block-src="/dashboard/blocks/growth?days=30"' in default.text
+    await client.get("/", params={"days": 7})
+    await client.get("/users")
+    again = await client.get("/")
+    assert 'data-block-src="/dashboard/blocks/growth?days=7"' in again.text
+    await client.get("/", params={"from": "2030-01-01", "to": "2030-01-10"})
+    custom = await client.get("/")
+    assert "growth?from=2030-01-01&amp;to=2030-01-10" in custom.text
+    # A range that does not work is shown with its error, and not kept.
+    await client.get("/", params={"from": "2030-01-10", "to": "2030-01-01"})
+    assert "growth?from=2030-01-01&amp;to=2030-01-10" in (await client.get("/")).text
+    client.cookies.set("dashboard_range", "days=nonsense")
+    assert 'growth?days=30"' in (await client.get("/")).text

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import Query, Request
 from fastapi.responses import HTMLResponse
@@ -31,6 +31,8 @@ router = page_router()
 blocks_router = page_router(fragments=True)
 
 PRESET_DAYS = (7, 30, 90)
+RANGE_COOKIE = "dashboard_range"
+RANGE_COOKIE_SECONDS = 90 * 24 * 3600
 TABLE_ROWS = 12
 RECENT_ROWS = 10
 
@@ -78,6 +80,21 @@ def choose_range(
     return ChosenRange(window, None if custom else window.days)
 
 
+def _remembered(request: Request) -> tuple[int | None, date | None, date | None]:
+    """The range last chosen in this browser (a cookie), as (days, from, to); nothing when
+    there is none or it no longer parses."""
+    stored = parse_qs(request.cookies.get(RANGE_COOKIE, ""))
+    try:
+        days = int(stored["days"][0]) if "days" in stored else None
+        first_day = date.fromisoformat(stored["from"][0]) if "from" in stored else None
+        last_day = date.fromisoformat(stored["to"][0]) if "to" in stored else None
+    except ValueError:
+        return None, None, None
+    if days is not None and not 1 <= days <= MAX_DAYS:
+        return None, None, None
+    return days, first_day, last_day
+
+
 @router.get("/")
 async def dashboard(
     request: Request,
@@ -88,18 +105,34 @@ async def dashboard(
 ) -> HTMLResponse:
     settings = settings_of(request)
     range_error = None
+    chosen_here = days is not None or first_day is not None or last_day is not None
+    if not chosen_here:
+        days, first_day, last_day = _remembered(request)
     try:
         chosen = choose_range(settings, days, first_day, last_day)
     except InvalidInput as exc:
-        range_error = f"That date range does not work: {exc}. Showing the last 30 days."
+        if chosen_here:
+            range_error = f"That date range does not work: {exc}. Showing the last 30 days."
         chosen = choose_range(settings, 30, None, None)
-    return render_page(
+    response = render_page(
         request,
         principal,
         "dashboard.html",
         {"chosen": chosen, "presets": PRESET_DAYS, "range_error": range_error},
         section="dashboard",
     )
+    if chosen_here and range_error is None:
+        # Kept for the next visit of the dashboard, from any page of this browser.
+        response.set_cookie(
+            RANGE_COOKIE,
+            chosen.query,
+            max_age=RANGE_COOKIE_SECONDS,
+            path="/",
+            httponly=True,
+            samesite="lax",
+            secure=request.url.scheme == "https",
+        )
+    return response
 
 
 Block = tuple[str, dict[str, Any]]
