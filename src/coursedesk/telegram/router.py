@@ -89,6 +89,7 @@ def _parse_update(raw: bytes) -> dict[str, Any]:
     responses={
         403: {"description": "wrong or missing secret"},
         400: {"description": "not an update"},
+        413: {"description": "larger than an update can be"},
     },
 )
 async def webhook(

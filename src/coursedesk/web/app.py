@@ -27,6 +27,7 @@ from coursedesk.system.schema import router as schema_router
 from coursedesk.telegram.router import router as telegram_router
 from coursedesk.users.router import router as users_router
 from coursedesk.web.errors import install_error_handlers
+from coursedesk.web.openapi import install_openapi
 from coursedesk.web.retry import RetryLostRaces
 
 
@@ -96,4 +97,5 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(broadcasts_router)
     app.include_router(telegram_router)
     app.include_router(monitoring_router)
+    install_openapi(app)
     return app
