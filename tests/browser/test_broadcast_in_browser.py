@@ -94,7 +94,7 @@ async def test_a_broadcast_is_composed_confirmed_and_delivered(
     await expect(badge).to_have_text("Sent", timeout=DELIVERED_WITHIN_MS)
     [received] = standin.received(ZOYA)
     assert received.text == MESSAGE and received.parse_mode == "HTML"
-    assert await page.locator('#broadcast [data-figure="sent"]').inner_text() == "1"
+    assert await page.locator('#broadcast [data-figure="delivered"]').inner_text() == "1"
 
     await compose(tab, "all")
     await page.get_by_role("button", name="Review and send…").click()
@@ -108,11 +108,11 @@ async def test_a_broadcast_is_composed_confirmed_and_delivered(
     await page.wait_for_load_state("networkidle")
     await expect(badge).to_have_text("Sending", timeout=DELIVERED_WITHIN_MS)
     # The figures move while the page stays: the page script follows the API.
-    await expect(page.locator('#broadcast [data-figure="sent"]')).not_to_have_text("0")
+    await expect(page.locator('#broadcast [data-figure="delivered"]')).not_to_have_text("0")
     await expect(page.locator("[data-pace]")).to_contain_text("messages a second")
     await tab.screenshot("broadcast-sending", full_page=False)
     await expect(badge).to_have_text("Sent", timeout=DELIVERED_WITHIN_MS)
-    shown = await page.locator('#broadcast [data-figure="sent"]').inner_text()
+    shown = await page.locator('#broadcast [data-figure="delivered"]').inner_text()
     assert int(shown.replace(",", "")) == everyone
     assert len({message.chat_id for message in standin.received()}) == everyone
     await tab.screenshot("broadcast")

@@ -18,6 +18,7 @@ from coursedesk.broadcasts.models import (
 )
 from coursedesk.broadcasts.schemas import RecipientType
 from coursedesk.errors import CoursedeskError
+from coursedesk.pages.broadcast_outcome import LIVE_STATUSES, Outcome
 from coursedesk.pages.composer import preview_of
 from coursedesk.pages.flash import redirect_with_flash
 from coursedesk.pages.forms import all_or_nothing
@@ -31,7 +32,6 @@ router = page_router()
 
 BROADCASTS_PER_PAGE = 25
 RECIPIENTS_PER_PAGE = 50
-LIVE_STATUSES = ("scheduled", "sending")
 MessageId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
@@ -89,7 +89,9 @@ async def history(
         principal,
         "broadcasts/list.html",
         {
-            "messages": [(m, audience_label(m), delivery_figures(m)) for m in messages],
+            "messages": [
+                (m, audience_label(m), delivery_figures(m), Outcome.of(m)) for m in messages
+            ],
             "pages": pages_of(request, total=total, limit=BROADCASTS_PER_PAGE, page=page),
             "filters": {
                 "status": status or "",
@@ -127,6 +129,7 @@ async def broadcast_page(
         "message": message,
         "audience": audience_label(message),
         "figures": figures,
+        "outcome": Outcome.of(message),
         "rate": rate,
         "seconds_left": seconds_left,
         "live": message.status in LIVE_STATUSES

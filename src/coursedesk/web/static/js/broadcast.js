@@ -24,6 +24,7 @@
   function show(item) {
     const sent = item.successful_deliveries - item.deleted_deliveries;
     const figures = {
+      delivered: item.successful_deliveries,
       sent,
       failed: item.failed_deliveries,
       pending: item.pending_deliveries,
