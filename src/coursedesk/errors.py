@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 
 class CoursedeskError(Exception):
-    """Base of every error coursedesk raises on purpose."""
+    """Base of every error coursedesk raises on purpose.
+
+    `details` are fields an API answer carries beside `error`, for a client to act on
+    (the existing stream a name was refused for, say); none unless a subclass sets them.
+    """
+
+    details: Mapping[str, object] = MappingProxyType({})
 
 
 class ConfigError(CoursedeskError):

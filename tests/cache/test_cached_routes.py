@@ -64,7 +64,9 @@ async def test_a_stream_change_refreshes_the_stream_figures(
     assert [row["course_stream"] for row in streams["items"]] == ["spring"]
 
     moved = await client.put(
-        "/api/users/201/stream", json={"course_stream": "autumn"}, headers=operator_headers
+        "/api/users/201/stream",
+        json={"course_stream": "autumn", "create_stream": True},
+        headers=operator_headers,
     )
     assert moved.status_code == 200, moved.text
     streams = await get_json(client, "/api/courses/streams", viewer_headers)

@@ -118,7 +118,9 @@ async def test_edits_and_broadcasts_write_the_primary_only(
     edit = await client.patch(f"/api/bookings/{booking_id}", json={"confirmed": 2}, headers=headers)
     assert edit.status_code == 200, edit.text
     moved = await client.put(
-        "/api/users/1/stream", json={"course_stream": "autumn"}, headers=headers
+        "/api/users/1/stream",
+        json={"course_stream": "autumn", "create_stream": True},
+        headers=headers,
     )
     assert moved.status_code == 200, moved.text
     sent = await client.post(

@@ -56,7 +56,9 @@ async def test_an_edit_that_lost_a_race_is_run_again(
 ) -> None:
     attempts = _losing(2, monkeypatch)
     response = await client.patch(
-        f"/api/bookings/{booking_id}", json={"course_stream": "B"}, headers=operator_headers
+        f"/api/bookings/{booking_id}",
+        json={"course_stream": "B", "create_stream": True},
+        headers=operator_headers,
     )
     assert response.status_code == 200, response.text
     assert response.json()["course_stream"] == "B"
@@ -82,7 +84,9 @@ async def test_an_edit_that_keeps_losing_gets_503_and_changes_nothing(
 ) -> None:
     attempts = _losing(100, monkeypatch)
     response = await client.patch(
-        f"/api/bookings/{booking_id}", json={"course_stream": "B"}, headers=operator_headers
+        f"/api/bookings/{booking_id}",
+        json={"course_stream": "B", "create_stream": True},
+        headers=operator_headers,
     )
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"

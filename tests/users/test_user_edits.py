@@ -62,7 +62,7 @@ async def test_move_stream_moves_the_latest_live_booking(
 ) -> None:
     response = await client.put(
         f"/api/users/{STUDENT}/stream",
-        json={"course_stream": "  MOVED  "},
+        json={"course_stream": "  MOVED  ", "create_stream": True},
         headers=operator_headers,
     )
     assert response.status_code == 200, response.text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -22,10 +22,13 @@ from coursedesk.pages.flash import Flash
 from coursedesk.pages.paging import PageNumber, pages_of
 from coursedesk.pages.rendering import render_page
 from coursedesk.pages.routes import page_router
+from coursedesk.pages.stream_picker import StreamPicker, picker
+from coursedesk.sources.models import BOOKING_CANCELLED
 from coursedesk.users import service as users
 from coursedesk.users.models import USER_STATUSES
 from coursedesk.users.router import SEARCH_MAX
 from coursedesk.users.schemas import STREAM_MAX, UserStatus
+from coursedesk.users.streams import streams_of_courses
 from coursedesk.web.deps import PageViewer, ReadSession, Session
 
 router = page_router()
@@ -73,7 +76,7 @@ async def received_messages(
 
 
 async def stream_names(session: AsyncSession) -> list[str]:
-    """Every stream a booking names, for the filters and the stream pickers."""
+    """Every stream a booking names, for the list's filter."""
     return sorted({row.course_stream for row in await analytics.stream_figures(session)})
 
 
@@ -116,22 +119,41 @@ async def student_list(
 
 @dataclass(frozen=True)
 class EditForm:
-    """An edit form on a student's page: what it shows, what it was opened with, and why
-    the server refused it, when it did."""
+    """An edit form on a student's page: what it shows, what it was opened with, its
+    stream picker, and why the server refused it, when it did."""
 
     values: Mapping[str, str]
     was: Mapping[str, str] = field(default_factory=dict)
     error: str | None = None
+    picker: StreamPicker | None = None
 
 
 @dataclass(frozen=True)
-class Refusal:
-    """A refused edit: the message for the top of the page, and the form as it was sent
-    (the stream form, or the form of booking `booking_id`)."""
+class Question:
+    """What the page asks before it saves: shown above everything, with a button that
+    sends the form again, answered (`confirm_removal`: the removal of a stream)."""
 
-    message: str
+    title: str
+    text: str
+    send: str
+    keep: str
+    confirm_removal: bool = False
+
+
+@dataclass(frozen=True)
+class SentBack:
+    """An edit form shown again instead of saved: the stream form, or the form of booking
+    `booking_id`, as it was sent; refused (400, `message` says why at the top of the
+    page) or waiting for the answer to a `question` (200)."""
+
     form: EditForm
     booking_id: int | None = None
+    message: str | None = None
+    question: Question | None = None
+
+    @property
+    def status_code(self) -> int:
+        return 200 if self.question is not None else 400
 
 
 def booking_fields(booking: BookingRow) -> dict[str, str]:
@@ -145,37 +167,51 @@ def booking_fields(booking: BookingRow) -> dict[str, str]:
     }
 
 
+def latest_live(bookings: Sequence[BookingRow]) -> BookingRow | None:
+    """The booking a stream change moves: the latest that is not cancelled (the list is
+    newest first, as users.move_stream orders them)."""
+    return next((b for b in bookings if b.confirmed != BOOKING_CANCELLED), None)
+
+
 async def render_student_page(
     request: Request,
     principal: Principal,
     session: AsyncSession,
     user_id: int,
-    refusal: Refusal | None = None,
+    sent_back: SentBack | None = None,
 ) -> HTMLResponse:
-    """One student's page; after a refused edit, with that form as it was sent (400)."""
+    """One student's page; after a form was sent back, with that form as it was sent."""
     student = await users.get_user(session, user_id)
     bookings = await users.user_bookings(session, user_id)
+    moved = latest_live(bookings)
+    course_streams = await streams_of_courses(session, {booking.course_id for booking in bookings})
     booking_forms = {}
     for booking in bookings:
         fields = booking_fields(booking)
-        booking_forms[booking.id] = EditForm(fields, was=fields)
-    stream_form = EditForm({"course_stream": student.course_stream or ""})
+        chooser = picker(course_streams[booking.course_id], booking.course_stream)
+        booking_forms[booking.id] = EditForm(fields, was=fields, picker=chooser)
+    stream_form = None
+    if moved is not None:
+        chooser = picker(course_streams[moved.course_id], moved.course_stream)
+        stream_form = EditForm({"course_stream": moved.course_stream or ""}, picker=chooser)
     context: dict[str, Any] = {
         "student": student,
         "bookings": bookings,
+        "moved_booking": moved,
         "free_lessons": await users.user_free_lessons(session, user_id),
         "events": await users.user_events(session, user_id, TIMELINE_EVENTS),
         "messages": await received_messages(session, user_id, MESSAGES_SHOWN),
-        "streams": await stream_names(session),
         "booking_states": BOOKING_STATES,
         "timeline_limit": TIMELINE_EVENTS,
+        "sent_back": sent_back,
     }
-    if refusal is not None:
-        context["flash"] = Flash("error", refusal.message)
-        if refusal.booking_id is None:
-            stream_form = refusal.form
+    if sent_back is not None:
+        if sent_back.message is not None:
+            context["flash"] = Flash("error", sent_back.message)
+        if sent_back.booking_id is None:
+            stream_form = sent_back.form
         else:
-            booking_forms[refusal.booking_id] = refusal.form
+            booking_forms[sent_back.booking_id] = sent_back.form
     context |= {"booking_forms": booking_forms, "stream_form": stream_form}
     return render_page(
         request,
@@ -183,7 +219,7 @@ async def render_student_page(
         "users/detail.html",
         context,
         section="users",
-        status_code=200 if refusal is None else 400,
+        status_code=200 if sent_back is None else sent_back.status_code,
     )
 
 

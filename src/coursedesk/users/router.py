@@ -138,17 +138,27 @@ async def user_free_lessons(
     "/users/{user_id}/stream",
     summary="Move a student to another stream",
     description=(
-        "Moves the latest non-cancelled booking (created_at, then id); answers it. 409 "
-        "when the student has none. Audited."
+        "Moves the latest non-cancelled booking (created_at, then id) to a stream of its "
+        "course, or a new one with `create_stream: true`; null removes the stream. Answers "
+        "the booking. 409 when the student has none. Audited."
     ),
 )
 async def move_stream(
     _: Operator, session: Session, user_id: UserId, body: StreamMove
 ) -> BookingRow:
-    return await service.move_stream(session, user_id, body.course_stream)
+    return await service.move_stream(
+        session, user_id, body.course_stream, create_stream=body.create_stream
+    )
 
 
-@router.patch("/bookings/{booking_id}", summary="Edit a booking", description="Audited.")
+@router.patch(
+    "/bookings/{booking_id}",
+    summary="Edit a booking",
+    description=(
+        "A new stream must be one of the booking's course's, or asked for with "
+        "`create_stream: true`. Audited."
+    ),
+)
 async def update_booking(
     _: Operator, session: Session, booking_id: BookingId, body: BookingEdit
 ) -> BookingRow:

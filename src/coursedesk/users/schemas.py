@@ -20,7 +20,33 @@ def _blank_is_none(value: str | None) -> str | None:
     return value.strip() or None
 
 
-StreamName = Annotated[str | None, Field(max_length=STREAM_MAX), AfterValidator(_blank_is_none)]
+def _stream_name(value: str | None) -> str | None:
+    # A blank once removed the stream without anyone meaning to: removing takes a null.
+    if value is None:
+        return None
+    trimmed = value.strip()
+    if not trimmed:
+        raise ValueError("a stream name cannot be blank: send null to remove the stream")
+    return trimmed
+
+
+StreamName = Annotated[
+    str | None,
+    Field(
+        max_length=STREAM_MAX,
+        description=(
+            "A stream of the booking's course, trimmed; null removes the stream. A name "
+            "the course has no booking in is refused (400, listing its `streams`) unless "
+            "`create_stream` is true; one differing from an existing stream only in case "
+            "is always refused, naming it (`existing_stream`)."
+        ),
+    ),
+    AfterValidator(_stream_name),
+]
+CreateStream = Annotated[
+    bool,
+    Field(description="Make `course_stream` a new stream of the course if it is not one."),
+]
 ReferralCode = Annotated[
     str | None, Field(max_length=REFERRAL_CODE_MAX), AfterValidator(_blank_is_none)
 ]
@@ -59,11 +85,12 @@ class StreamMove(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     course_stream: StreamName
+    create_stream: CreateStream = False
 
 
 class BookingEdit(BaseModel):
-    """Any of the four fields; the others keep their value. Strings are trimmed and a
-    blank one clears the field."""
+    """Any of the four fields; the others keep their value. Strings are trimmed; a blank
+    referral code clears it, a stream is removed only by null."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -71,6 +98,7 @@ class BookingEdit(BaseModel):
         default=None, description="-1 cancelled, 1 pending, 2 confirmed."
     )
     course_stream: StreamName = None
+    create_stream: CreateStream = False
     referral_code: ReferralCode = None
     discount_percent: Decimal | None = Field(
         default=None, ge=0, le=100, decimal_places=2, allow_inf_nan=False
@@ -86,7 +114,7 @@ class BookingEdit(BaseModel):
 
     @model_validator(mode="after")
     def _something_to_change(self) -> BookingEdit:
-        if not self.model_fields_set:
+        if not self.model_fields_set - {"create_stream"}:
             raise ValueError(
                 "give at least one of confirmed, course_stream, referral_code, discount_percent"
             )
@@ -95,4 +123,5 @@ class BookingEdit(BaseModel):
         return self
 
     def changes(self) -> dict[str, object]:
-        return {name: getattr(self, name) for name in self.model_fields_set}
+        """The columns to set, by name."""
+        return {name: getattr(self, name) for name in self.model_fields_set - {"create_stream"}}

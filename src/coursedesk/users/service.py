@@ -19,7 +19,7 @@ from coursedesk.analytics.schemas import BookingRow, EventRow, FreeLessonRow
 from coursedesk.db.engine import Database
 from coursedesk.errors import Conflict, NotFound
 from coursedesk.sources.models import BOOKING_CANCELLED, Booking, Event, FreeLessonRegistration
-from coursedesk.users import queries
+from coursedesk.users import queries, streams
 from coursedesk.users.models import UserSummary
 from coursedesk.users.schemas import BookingEdit, UserBrief, UserOut, UserPage
 
@@ -119,26 +119,49 @@ async def _booking(session: AsyncSession, booking_id: int) -> BookingRow:
     return BookingRow.model_validate(row)
 
 
-async def move_stream(session: AsyncSession, user_id: int, stream: str | None) -> BookingRow:
-    """Puts the user's latest non-cancelled booking (created_at, then id) in `stream`."""
+async def move_stream(
+    session: AsyncSession, user_id: int, stream: str | None, *, create_stream: bool = False
+) -> BookingRow:
+    """Puts the user's latest non-cancelled booking (created_at, then id) in `stream`, one
+    of its course's streams unless `create_stream` (see users/streams.py)."""
     await _require_user(session, user_id)
-    latest = await session.scalar(
-        select(Booking.id)
-        .where(Booking.user_id == user_id, Booking.confirmed != BOOKING_CANCELLED)
-        .order_by(Booking.created_at.desc(), Booking.id.desc())
-        .limit(1)
-        .with_for_update()
-    )
+    latest = (
+        await session.execute(
+            select(Booking.id, Booking.course_id)
+            .where(Booking.user_id == user_id, Booking.confirmed != BOOKING_CANCELLED)
+            .order_by(Booking.created_at.desc(), Booking.id.desc())
+            .limit(1)
+            .with_for_update()
+        )
+    ).one_or_none()
     if latest is None:
         raise Conflict(f"user {user_id} has no booking that is not cancelled")
-    await session.execute(update(Booking).where(Booking.id == latest).values(course_stream=stream))
+    if stream is not None:
+        stream = await streams.stream_to_store(
+            session, latest.course_id, stream, create=create_stream
+        )
+    await session.execute(
+        update(Booking).where(Booking.id == latest.id).values(course_stream=stream)
+    )
     changed(session)
-    return await _booking(session, latest)
+    return await _booking(session, latest.id)
 
 
 async def update_booking(session: AsyncSession, booking_id: int, edit: BookingEdit) -> BookingRow:
+    """Sets the fields `edit` gives; a stream must be one of the booking's course's, unless
+    the edit asks for a new one (see users/streams.py)."""
+    course = (
+        await session.execute(select(Booking.course_id).where(Booking.id == booking_id))
+    ).one_or_none()
+    if course is None:
+        raise NotFound(f"no booking {booking_id}")
+    values = edit.changes()
+    if edit.course_stream is not None:
+        values["course_stream"] = await streams.stream_to_store(
+            session, course.course_id, edit.course_stream, create=edit.create_stream
+        )
     updated = await session.scalar(
-        update(Booking).where(Booking.id == booking_id).values(edit.changes()).returning(Booking.id)
+        update(Booking).where(Booking.id == booking_id).values(values).returning(Booking.id)
     )
     if updated is None:
         raise NotFound(f"no booking {booking_id}")

@@ -70,7 +70,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidInput)
     async def invalid_input(request: Request, exc: InvalidInput) -> JSONResponse:
-        return error_response(400, str(exc))
+        return error_response(400, str(exc), **exc.details)
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSONResponse:
@@ -78,7 +78,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Conflict)
     async def conflict(request: Request, exc: Conflict) -> JSONResponse:
-        return error_response(409, str(exc))
+        return error_response(409, str(exc), **exc.details)
 
     @app.exception_handler(DatabaseUnavailable)
     @app.exception_handler(DBAPIError)
