@@ -20,6 +20,8 @@ _POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
 # Rows the bot inserts show in every figure within this many seconds (SPEC §3), so no
 # cached answer may be kept longer.
 FRESHNESS_BOUND_SECONDS = 10
+# A replica further behind than this is not read from (REPLICA_MAX_LAG_SECONDS).
+DEFAULT_MAX_REPLICA_LAG_SECONDS = 5.0
 
 
 def _check_postgres_url(value: str | None) -> str | None:
@@ -53,6 +55,10 @@ class Settings(BaseSettings):
 
     database_url: str | None = None
     database_replica_url: str | None = None
+    # Past this replica lag, reads that promise fresh figures go to the primary.
+    replica_max_lag_seconds: float = Field(
+        default=DEFAULT_MAX_REPLICA_LAG_SECONDS, gt=0, le=FRESHNESS_BOUND_SECONDS
+    )
     coursedesk_home: Path = Path(".coursedesk")
     redis_url: str | None = None
     telegram_bot_token: str | None = None

@@ -138,7 +138,8 @@ async def test_edits_and_broadcasts_write_the_primary_only(
 
 
 async def test_the_replica_engine_refuses_to_write(replicated: Database) -> None:
-    async with replicated.read_sessions() as session:
+    assert replicated.replica_sessions is not None
+    async with replicated.replica_sessions() as session:
         with pytest.raises(DBAPIError, match="read-only transaction"):
             await session.execute(text("INSERT INTO courses (id, name) VALUES (9, 'x')"))
 

@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from coursedesk.config import Settings
+from coursedesk.config import DEFAULT_MAX_REPLICA_LAG_SECONDS, Settings
 from coursedesk.db.embedded import start_embedded
+from coursedesk.db.replica import ReplicaRouter
 from coursedesk.monitoring.pools import WaitCountingPool
 
 
@@ -91,16 +92,41 @@ def create_tool_engine(
 
 @dataclass
 class Database:
-    """The engines of one process: the primary, and the replica for analytics reads."""
+    """The engines of one process: the primary, and the replica for analytics reads.
+
+    With a replica, `router` measures its lag (db/replica.py) once `run_router` runs, and
+    `read_sessions` open on the replica only while it keeps up; until the first
+    measurement, and whenever it lags or is down, they open on the primary.
+    """
 
     primary: AsyncEngine
     replica: AsyncEngine | None = None
+    max_replica_lag_seconds: float = DEFAULT_MAX_REPLICA_LAG_SECONDS
 
     def __post_init__(self) -> None:
         self.sessions = async_sessionmaker(self.primary, expire_on_commit=False)
-        self.read_sessions = async_sessionmaker(
-            self.replica or self.primary, expire_on_commit=False
+        self.router = (
+            None
+            if self.replica is None
+            else ReplicaRouter(self.primary, self.replica, self.max_replica_lag_seconds)
         )
+        self.replica_sessions = (
+            None
+            if self.replica is None
+            else async_sessionmaker(self.replica, expire_on_commit=False)
+        )
+
+    @property
+    def reads_replica(self) -> bool:
+        """Whether reads go to the replica now."""
+        return self.router is not None and self.router.use_replica
+
+    @property
+    def read_sessions(self) -> async_sessionmaker[AsyncSession]:
+        """Sessions for reads that promise fresh figures: the replica's while it keeps up."""
+        if self.replica_sessions is not None and self.reads_replica:
+            return self.replica_sessions
+        return self.sessions
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -126,4 +152,8 @@ def open_database(settings: Settings, *, application_name: str = "coursedesk") -
         if settings.database_replica_url
         else None
     )
-    return Database(create_app_engine(url, settings, application_name=application_name), replica)
+    return Database(
+        create_app_engine(url, settings, application_name=application_name),
+        replica,
+        settings.replica_max_lag_seconds,
+    )

@@ -161,6 +161,7 @@ class LiveFigures(Collector):
         yield from self._query_families()
         yield from self._pool_families()
         yield from self._cache_families()
+        yield from self._replica_families()
 
     def _query_families(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
         labels = ["database", "statement_id", "statement"]
@@ -232,3 +233,29 @@ class LiveFigures(Collector):
             "1 while the answer cache's store answers, 0 when it fails or caching is off",
             value=int(figures.available),
         )
+
+    def _replica_families(self) -> Iterable[GaugeMetricFamily]:
+        """The replica's last measured lag and where reads go; nothing without a replica."""
+        router = self._database.router
+        if router is None:
+            return
+        status = router.status
+        state = GaugeMetricFamily(
+            "coursedesk_replica_state",
+            "1 for the replica's state at the last probe (ok, lagging, down, unknown)",
+            labels=["state"],
+        )
+        for name in ("unknown", "ok", "lagging", "down"):
+            state.add_metric([name], int(status.state == name))
+        yield state
+        yield GaugeMetricFamily(
+            "coursedesk_replica_reads_from_replica",
+            "1 while reads that promise fresh figures go to the replica, 0 while to the primary",
+            value=int(status.reads == "replica"),
+        )
+        if status.lag_seconds is not None:
+            yield GaugeMetricFamily(
+                "coursedesk_replica_lag_seconds",
+                "How far the replica's replay trailed the primary at the last probe",
+                value=status.lag_seconds,
+            )

@@ -48,6 +48,17 @@ def freshness_body(freshness: Freshness) -> dict[str, Any]:
     }
 
 
+def replica_body(database: Database) -> dict[str, Any] | None:
+    """The replica's name (host:port/database), state, lag and where reads go; None without
+    one. A lagging or down replica is not a degraded service: reads go to the primary."""
+    if database.replica is None or database.router is None:
+        return None
+    url = database.replica.url
+    return {"name": f"{url.host}:{url.port or 5432}/{url.database}"} | (
+        database.router.status.as_dict()
+    )
+
+
 @router.get("/health", summary="Is the database reachable and the schema current?")
 async def health(database: Annotated[Database, Depends(get_database)]) -> JSONResponse:
     body: dict[str, Any] = {"version": __version__}
@@ -71,6 +82,7 @@ async def health(database: Annotated[Database, Depends(get_database)]) -> JSONRe
         else:
             body |= freshness_body(freshness)
             healthy = freshness.status == "ok"
+    body["replica"] = replica_body(database)
     body = {"status": "ok" if healthy else "degraded", **body}
     # Reachable, but at a revision this code does not know: it cannot vouch for the schema.
     return JSONResponse(body, status_code=200 if status.current_known else 503)

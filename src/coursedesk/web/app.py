@@ -27,6 +27,7 @@ from coursedesk.system.schema import router as schema_router
 from coursedesk.telegram.router import router as telegram_router
 from coursedesk.users.router import router as users_router
 from coursedesk.web.errors import install_error_handlers
+from coursedesk.web.fresh_reads import ReadYourWrites
 from coursedesk.web.openapi import install_openapi
 from coursedesk.web.retry import RetryLostRaces
 
@@ -34,8 +35,8 @@ from coursedesk.web.retry import RetryLostRaces
 @asynccontextmanager
 async def observing(app: FastAPI, settings: Settings, database: Database) -> AsyncIterator[None]:
     """The answer cache, dropped on every write through the app, the query, pool and
-    cache figures of `database` in /metrics, and the analytics folder (analytics/folding.py),
-    for as long as the app runs."""
+    cache figures of `database` in /metrics, the replica's lag probe (db/replica.py), and
+    the analytics folder (analytics/folding.py), for as long as the app runs."""
     async with AsyncExitStack() as stack:
         cache = app.state.cache = open_answer_cache(settings, database)
         stack.push_async_callback(cache.close)
@@ -44,6 +45,8 @@ async def observing(app: FastAPI, settings: Settings, database: Database) -> Asy
         stack.callback(queries.watch("primary", database.primary))
         if database.replica is not None:
             stack.callback(queries.watch("replica", database.replica))
+        if database.router is not None:
+            await stack.enter_async_context(database.router.probing())
         stack.callback(app.state.metrics.watch(LiveFigures(queries, database, cache)))
         app.state.folder = await stack.enter_async_context(
             folding(
@@ -84,6 +87,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.metrics = AppMetrics()
     # Added first, so it runs inside the metrics: a request run again is counted once.
     app.add_middleware(RetryLostRaces)
+    app.add_middleware(ReadYourWrites)
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     app.include_router(system_router)

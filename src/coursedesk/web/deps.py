@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursedesk.accounts.roles import Role
@@ -20,6 +21,7 @@ from coursedesk.cache.answers import AnswerCache
 from coursedesk.cache.reads import CachedReads
 from coursedesk.config import Settings
 from coursedesk.db.engine import Database
+from coursedesk.web.fresh_reads import RECENT_WRITE_COOKIE
 
 SESSION_COOKIE = "coursedesk_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -67,16 +69,38 @@ async def db_session(
 Session = Annotated[AsyncSession, Depends(db_session, scope="function")]
 
 
+async def _replica_session(database: Database) -> AsyncSession | None:
+    """A session on the replica with its connection in hand; None, and the replica marked
+    down until the next probe reaches it, when it cannot be reached."""
+    assert database.replica_sessions is not None and database.router is not None
+    session = database.replica_sessions()
+    try:
+        await session.connection()
+    except (DBAPIError, OSError) as exc:
+        await session.close()
+        database.router.mark_down(exc)
+        return None
+    return session
+
+
 async def read_session(
-    database: Annotated[Database, Depends(get_database)], session: Session
+    request: Request, database: Annotated[Database, Depends(get_database)], session: Session
 ) -> AsyncIterator[AsyncSession]:
-    """A read-only session on the replica when there is one (analytics reads); without
-    one, the request's own unit of work, so a request holds one connection, not two."""
-    if database.replica is None:
+    """For reads that promise fresh figures: a read-only session on the replica while it
+    keeps up (db/replica.py) and this browser made no change in the last few seconds
+    (web/fresh_reads.py); otherwise the request's own unit of work on the primary, so
+    that a request holds one connection, not two. A replica that cannot be reached is
+    not an error: the request reads the primary."""
+    replica_session = None
+    if database.reads_replica and RECENT_WRITE_COOKIE not in request.cookies:
+        replica_session = await _replica_session(database)
+    if replica_session is None:
         yield session
         return
-    async with database.read_sessions() as replica_session:
+    try:
         yield replica_session
+    finally:
+        await replica_session.close()
 
 
 ReadSession = Annotated[AsyncSession, Depends(read_session, scope="function")]
