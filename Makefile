@@ -63,6 +63,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/broadcast_bench.py --users $(SCALE)
 	$(BIN)/python bench/monitoring_bench.py
 	$(BIN)/python bench/bot_writes.py
+	$(BIN)/python bench/replica_bench.py --users $(SCALE)
 
 clean:
 	rm -rf $(VENV) .coursedesk .pytest_cache .mypy_cache .ruff_cache

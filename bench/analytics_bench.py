@@ -135,14 +135,17 @@ def serve(port: int) -> None:
 
 
 @contextmanager
-def served_app(url: str) -> Iterator[str]:
-    """The app on `url`'s database, in a process of its own, with every cache off."""
+def served_app(url: str, replica_url: str | None = None) -> Iterator[str]:
+    """The app on `url`'s database (and `replica_url`'s replica, if given), in a process
+    of its own, with every cache off."""
     port = free_port()
     environment = {
         name: value
         for name, value in os.environ.items()
         if name not in ("REDIS_URL", "DATABASE_REPLICA_URL")
     } | {"DATABASE_URL": url, "SECRET_KEY": secrets.token_urlsafe(32), "CACHE_TTL_SECONDS": "0"}
+    if replica_url is not None:
+        environment["DATABASE_REPLICA_URL"] = replica_url
     process = subprocess.Popen([sys.executable, __file__, "--serve", str(port)], env=environment)
     base_url = f"http://127.0.0.1:{port}"
     try:

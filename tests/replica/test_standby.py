@@ -17,7 +17,6 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import text
-from standby import Server, embedded_binaries, scratch_root, start_primary, start_standby
 
 from coursedesk.accounts.roles import Role
 from coursedesk.accounts.service import create_token
@@ -25,6 +24,13 @@ from coursedesk.analytics.folding import fold_pending
 from coursedesk.config import FRESHNESS_BOUND_SECONDS, load_settings
 from coursedesk.db import migrations
 from coursedesk.db.engine import create_tool_engine, open_database
+from coursedesk.db.local_servers import (
+    Server,
+    embedded_binaries,
+    scratch_root,
+    start_primary,
+    start_standby,
+)
 from coursedesk.web.app import create_app
 
 pytestmark = pytest.mark.slow

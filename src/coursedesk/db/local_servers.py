@@ -1,5 +1,6 @@
-"""A real primary and hot standby for tests: `initdb`, `pg_basebackup -R` and `pg_ctl`
-from a PostgreSQL installation's own binaries (the embedded server's wheel ships them).
+"""A primary and a hot standby of one's own, to try a replica locally: `initdb`,
+`pg_basebackup -R` and `pg_ctl` from a PostgreSQL installation's binaries (the embedded
+server's wheel ships them). The tests and the replica benchmark run on these.
 
 Run as root, the servers run as the unprivileged user the embedded server uses, since
 PostgreSQL refuses to run as root.
