@@ -5,8 +5,11 @@ figures stay within their freshness bound throughout, and no request fails."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import suppress
@@ -14,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import text
 
+from cli_process import SETTING_PREFIXES, run_process
 from coursedesk.accounts.roles import Role
 from coursedesk.accounts.service import create_token
 from coursedesk.analytics.folding import fold_pending
@@ -32,6 +37,7 @@ from coursedesk.db.local_servers import (
     start_standby,
 )
 from coursedesk.web.app import create_app
+from coursedesk.web.threaded import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -210,3 +216,94 @@ async def test_writes_go_to_the_primary_and_are_read_back_at_once(
     stats = (await client.get("/api/stats", headers=headers)).json()
     assert (stats["active_bookings"], stats["confirmed_payments"]) == (1, 0)
     standby.execute("SELECT pg_wal_replay_resume()")
+
+
+def _serve(primary: Server, standby: Server, home: Path, port: int) -> subprocess.Popen[bytes]:
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith(SETTING_PREFIXES)
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "coursedesk", "serve", "--port", str(port)],
+        env=environment
+        | {
+            "DATABASE_URL": primary.url,
+            "DATABASE_REPLICA_URL": standby.url,
+            "REPLICA_MAX_LAG_SECONDS": str(MAX_LAG_SECONDS),
+            "COURSEDESK_HOME": str(home),
+            "SECRET_KEY": "standby-test-secret-key",
+            "METRICS_PUBLIC": "true",
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def test_several_serve_processes_agree_and_fold_on_the_primary(
+    servers: tuple[Server, Server], tmp_path: Path
+) -> None:
+    """Two `serve` processes on one primary and one standby: each measures the lag, one
+    of them folds the bot's rows on the primary, and both show them within the bound
+    while the standby's replay is paused."""
+    primary, standby = servers
+    home = tmp_path / "home"
+    created = run_process(
+        "admin", "create-token", "--role", "viewer",
+        env={"DATABASE_URL": primary.url, "COURSEDESK_HOME": str(home)},
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    headers = {"Authorization": f"Bearer {created.stdout.strip()}"}
+    ports = [free_port(), free_port()]
+    processes = [_serve(primary, standby, home, port) for port in ports]
+    try:
+        bases = [f"http://127.0.0.1:{port}" for port in ports]
+
+        def health(base: str) -> dict[str, Any] | None:
+            try:
+                answer = httpx.get(f"{base}/api/health", timeout=2)
+            except httpx.TransportError:
+                return None
+            body: dict[str, Any] = answer.json()
+            return body
+
+        def wait_for(check: Callable[[], bool], within: float) -> None:
+            deadline = time.monotonic() + within
+            while not check():
+                assert all(p.poll() is None for p in processes), "serve stopped"
+                assert time.monotonic() < deadline, f"not so within {within} s"
+                time.sleep(0.2)
+
+        def replicas_are(state: str) -> bool:
+            bodies = [health(base) for base in bases]
+            return all(b is not None and b["replica"]["state"] == state for b in bodies)
+
+        def stats(base: str) -> dict[str, int]:
+            answer = httpx.get(f"{base}/api/stats", headers=headers, timeout=5)
+            assert answer.status_code == 200, answer.text
+            body: dict[str, int] = answer.json()
+            return body
+
+        wait_for(lambda: replicas_are("ok"), 60)
+        standby.execute("SELECT pg_wal_replay_pause()")
+        bot_books_unfolded(primary, 12)
+        wait_for(lambda: all(stats(base)["active_bookings"] == 12 for base in bases), 10)
+        wait_for(lambda: replicas_are("lagging"), 10)
+        folders = {health(base)["analytics"]["folder"] for base in bases}  # type: ignore[index]
+        assert len(folders) == 1  # one process folds for all
+        standby.execute("SELECT pg_wal_replay_resume()")
+        wait_for(lambda: replicas_are("ok"), 30)
+        assert [stats(base)["active_bookings"] for base in bases] == [12, 12]
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=30)
+
+
+def bot_books_unfolded(primary: Server, count: int) -> None:
+    """The bot's inserts alone: the serve processes' folder is to count them."""
+    with psycopg.connect(primary.url, autocommit=True) as connection:
+        connection.execute(
+            "INSERT INTO bookings (user_id, course_id, course_stream, confirmed)"
+            " SELECT 5000 + n, 1, 'PY-1', 2 FROM generate_series(1, %s) AS n",
+            (count,),
+        )
