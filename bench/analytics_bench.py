@@ -4,8 +4,8 @@
     python bench/analytics_bench.py --users 1000000 --database-url postgresql://…/bench_1m
 
 Seeds a database at the scale, serves the real app with uvicorn in a process of its own
-(cache off: CACHE_TTL_SECONDS=0, no REDIS_URL), times each route of SPEC §5 over HTTP
-with an admin token, then runs the straightforward SQL of the original design
+(cache off: CACHE_TTL_SECONDS=0, no REDIS_URL), times each route of docs/reference.md §5
+over HTTP with an admin token, then runs the straightforward SQL of the original design
 (naive_analytics.sql) on the same data, checks once that both give the same answer, and
 prints p50/p95 per route, the naive p50, the speed-up and the goals of issue 3.
 

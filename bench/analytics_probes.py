@@ -76,7 +76,7 @@ def route_path(route: str, **query: object) -> str:
 
 
 def _search_query(term: str, limit: int) -> NaiveQuery:
-    """user_search's parameters for `term`, read as SPEC §4 reads a search."""
+    """user_search's parameters for `term`, read as docs/reference.md §4 reads a search."""
     username_term = term.removeprefix("@")
     return NaiveQuery(
         "user_search",

@@ -1,7 +1,8 @@
--- The figures of SPEC §4 as the original design computes them: straight off the source
--- tables on every request, users found by COUNT(DISTINCT) over a UNION ALL of the three
--- tables and first_seen by min() per user. analytics_bench.py times these against the
--- routes, which read summary tables, and checks once that both give the same answer.
+-- The figures of docs/reference.md §4 as the original design computes them: straight off
+-- the source tables on every request, users found by COUNT(DISTINCT) over a UNION ALL of
+-- the three tables and first_seen by min() per user. analytics_bench.py times these
+-- against the routes, which read summary tables, and checks once that both give the same
+-- answer.
 -- Parameters are psycopg's: %(name)s.
 
 -- name: dashboard_stats

@@ -17,8 +17,8 @@ from sqlalchemy.exc import ArgumentError
 from coursedesk.errors import ConfigError
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
-# Rows the bot inserts show in every figure within this many seconds (SPEC §3), so no
-# cached answer may be kept longer.
+# Rows the bot inserts show in every figure within this many seconds, so no cached
+# answer may be kept longer (docs/reference.md §7).
 FRESHNESS_BOUND_SECONDS = 10
 # A replica further behind than this is not read from (REPLICA_MAX_LAG_SECONDS).
 DEFAULT_MAX_REPLICA_LAG_SECONDS = 5.0
@@ -49,7 +49,7 @@ def _check_port(url: str, kind: str) -> None:
 
 
 class Settings(BaseSettings):
-    """Everything coursedesk reads from its environment (SPEC §2)."""
+    """Everything coursedesk reads from its environment (docs/reference.md §2)."""
 
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 

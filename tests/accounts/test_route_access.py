@@ -17,7 +17,7 @@ from sqlalchemy import Engine, text
 from coursedesk.accounts.roles import Role
 from coursedesk.web.deps import require_page_role, require_role
 
-# Public on purpose (SPEC §5), or the way in.
+# Public on purpose (docs/reference.md §5), or the way in.
 PUBLIC_PATHS = frozenset(
     {
         "/api/health",

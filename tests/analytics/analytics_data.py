@@ -66,7 +66,7 @@ def at(text_value: str) -> datetime:
     return datetime.strptime(text_value, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
 
 
-# The hand-built data set: one user for each edge case SPEC §4 has to get right.
+# The hand-built data set: one user for each edge case docs/reference.md §4 has to get right.
 U1 = 5_000_000_001  # above 2^31; renamed; pending then confirmed; registered and attended
 U2 = 42  # only in events, on both sides of midnight in Asia/Kathmandu (+05:45)
 U3 = 7  # cancelled bookings only

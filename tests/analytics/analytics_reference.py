@@ -1,4 +1,4 @@
-"""SPEC §4 computed in plain Python from the source rows, to check the SQL against."""
+"""docs/reference.md §4 computed in plain Python from the source rows, to check the SQL against."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Every dashboard figure of SPEC §4 on the hand-built edge-case data, number by number."""
+"""Every dashboard figure of docs/reference.md §4 on the hand-built edge-case data, number by
+number."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The command line's promise (SPEC §1-2): a wrong setting or argument is one line on stderr
-and exit 2, a failure one line and exit 1, never a traceback; each command run as a real
-process."""
+"""The command line's promise (docs/reference.md §1–2): a wrong setting or argument is one
+line on stderr and exit 2, a failure one line and exit 1, never a traceback; each command
+run as a real process."""
 
 from __future__ import annotations
 

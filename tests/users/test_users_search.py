@@ -1,4 +1,5 @@
-"""Search (SPEC §4): substring of @username or first_name, ids, and every character literal."""
+"""Search (docs/reference.md §4): substring of @username or first_name, ids, and every
+character literal."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The analytics routes of SPEC §5, plus funnel and retention; `?format=csv` on each list.
+"""The analytics routes of docs/reference.md §5, funnel and retention included; `?format=csv`
+on each list.
 
 Every figure is read through the answer cache, on the replica when there is one.
 """

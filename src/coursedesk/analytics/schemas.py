@@ -1,4 +1,4 @@
-"""Response bodies of the analytics routes (SPEC §5); field names are the contract."""
+"""Response bodies of the analytics routes (docs/reference.md §5); field names are the contract."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-# ISO 8601 with a numeric offset ("+00:00"), as SPEC §5 asks, rather than "Z".
+# ISO 8601 with a numeric offset ("+00:00"), as docs/reference.md §5 asks, rather than "Z".
 Timestamp = Annotated[
     dt.datetime, PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json")
 ]

@@ -1,4 +1,4 @@
-"""Every figure of SPEC §4, read from the summary tables; one function per figure.
+"""Every figure of docs/reference.md §4, read from the summary tables; one function per figure.
 
 Each takes the session to read with and answers plain response models, so a cache can
 wrap any of them by its arguments. Nothing here writes.

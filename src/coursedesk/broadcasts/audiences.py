@@ -1,4 +1,4 @@
-"""Who a broadcast goes to: the four audiences of SPEC §4, resolved inside PostgreSQL."""
+"""Who a broadcast goes to: the four audiences of docs/reference.md §4, resolved in PostgreSQL."""
 
 from __future__ import annotations
 
@@ -134,9 +134,9 @@ def _members(audience: Audience) -> ColumnElement[bool]:
 def recipients_select(audience: Audience) -> Select[int, str | None]:
     """(user_id, username) of every recipient: the audience's users who have not blocked us.
 
-    user_summaries has one row per user (SPEC §4) with their latest username, kept by
-    the analytics fold; the ids come out in order so that the recipient
-    indexes are filled from one end, which is what keeps a million-row insert fast.
+    user_summaries has one row per user (docs/reference.md §4) with their latest username,
+    kept by the analytics fold; the ids come out in order so that the recipient indexes
+    are filled from one end, which is what keeps a million-row insert fast.
     """
     return (
         select(UserSummary.user_id, UserSummary.username)

@@ -1,4 +1,4 @@
-"""What the broadcast routes take and answer (SPEC §5), as Pydantic models."""
+"""What the broadcast routes take and answer (docs/reference.md §5), as Pydantic models."""
 
 from __future__ import annotations
 

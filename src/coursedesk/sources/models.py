@@ -1,4 +1,4 @@
-"""The source tables of SPEC §3; their columns are a contract with the bot."""
+"""The source tables of docs/reference.md §3; their columns are a contract with the bot."""
 
 from __future__ import annotations
 

@@ -33,7 +33,8 @@ def _counter() -> Mapped[int]:
 
 
 class UserSummary(Base):
-    """One row per user (SPEC §4): names, first and last seen, status, stream and counts.
+    """One row per user (docs/reference.md §4): names, first and last seen, status, stream
+    and counts.
 
     Each `*_at`/`*_row` pair records which source row the value beside it came from
     (time, then row id), so a later row replaces it only when it is more recent.

@@ -74,9 +74,9 @@ def _user_id_of(term: str) -> int | None:
 
 
 def search_condition(query: str, source: FromClause = SUMMARIES) -> ColumnElement[bool] | None:
-    """SPEC §4 search: a case-insensitive substring of the username (a leading @ in the
-    query ignored) or of first_name; a query of digits also matches user_id exactly.
-    None for a blank query.
+    """Search as docs/reference.md §4 defines it: a case-insensitive substring of the
+    username (a leading @ in the query ignored) or of first_name; a query of digits also
+    matches user_id exactly. None for a blank query.
 
     On user_summaries the names are looked up in user_names, through its indexes; any
     other source (a subquery carrying the names) is tested directly.
@@ -129,7 +129,7 @@ def _newest_first(source: FromClause) -> tuple[ColumnElement[Any], ...]:
 
 
 def _user_columns(source: FromClause) -> Select[*tuple[Any, ...]]:
-    """The user object of SPEC §5."""
+    """The user object of docs/reference.md §5."""
     return select(
         source.c.user_id,
         source.c.username,
