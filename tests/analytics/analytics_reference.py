@@ -178,6 +178,8 @@ def conversion(sources: Sources) -> list[tuple[Any, ...]]:
     rows = []
     for key in set(registered) | set(attending):
         regs, atts = len(registered.get(key, ())), len(attending.get(key, ()))
+        if not regs and not atts:  # only anonymous attendances: no one to count
+            continue
         rate = round2(Decimal(100 * atts) / Decimal(regs)) if regs else None
         rows.append((key[0], key[1], regs, atts, rate))
     return sorted(

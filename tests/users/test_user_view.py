@@ -72,7 +72,7 @@ async def test_their_lists(
         "stu@example.com",
     )
     csv = await client.get(f"/api/users/{STUDENT}/events?format=csv", headers=viewer_headers)
-    assert csv.text.splitlines()[0] == "id,user_id,username,event_type,created_at,details"
+    assert csv.text.splitlines()[0] == "\ufeffid,user_id,username,event_type,created_at,details"
     assert len(csv.text.splitlines()) == 6
 
 
