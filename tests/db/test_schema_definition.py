@@ -1,6 +1,7 @@
 """A database migrated up from nothing holds exactly what the analytics SQL files define:
 every function, view and trigger they create, each as written there, and nothing the
-migrations left behind (the triggers of 0002 replaced by 0007, say)."""
+migrations left behind (the triggers of 0002 replaced by 0007, say); and the functions of
+the audit and system domains as their files write them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import re
 
 from sqlalchemy import Connection, Engine, text
 
-from coursedesk.analytics.install import apply_install_scripts, install_scripts
+from coursedesk.analytics.install import apply_install_scripts, install_scripts, run_script
+from coursedesk.audit.install import SOURCE_CHANGE_FUNCTION
+from coursedesk.system.install import SCRIPT_RUNS_FUNCTION
 
 _DEFINED = re.compile(
     r"^CREATE OR REPLACE (?P<kind>FUNCTION|VIEW|TRIGGER) (?P<name>\w+)", re.MULTILINE
@@ -57,4 +60,30 @@ def test_upgrade_from_base_holds_exactly_the_analytics_sql_files(sync_engine: En
         # Applied again over it, the files change nothing.
         apply_install_scripts(connection)
         assert _objects(connection) == migrated
+        connection.rollback()
+
+
+def _functions(connection: Connection, names: tuple[str, ...]) -> list[tuple[str, str]]:
+    rows = connection.execute(
+        text(
+            "SELECT p.proname, pg_get_functiondef(p.oid) FROM pg_proc AS p "
+            "WHERE p.pronamespace = current_schema()::regnamespace AND p.proname = ANY(:names) "
+            "ORDER BY 1"
+        ),
+        {"names": list(names)},
+    )
+    return [(row[0], row[1]) for row in rows]
+
+
+def test_upgrade_from_base_holds_the_audit_and_script_functions_as_written(
+    sync_engine: Engine,
+) -> None:
+    names = ("audit_source_change", "record_script_run")
+    with sync_engine.connect() as connection:
+        migrated = _functions(connection, names)
+        assert [name for name, _ in migrated] == list(names)
+        assert all("SECURITY DEFINER" in definition for _, definition in migrated)
+        for path in (SOURCE_CHANGE_FUNCTION, SCRIPT_RUNS_FUNCTION):
+            run_script(connection, path.read_text(encoding="utf-8"))
+        assert _functions(connection, names) == migrated
         connection.rollback()

@@ -255,9 +255,11 @@ def validate(connectable: Engine | Connection) -> list[ChecksumProblem]:
 
 
 def reset(engine: Engine) -> MigrationStatus:
-    """Drop every object of the public schema and migrate it up from nothing."""
+    """Drop every object of the public schema, and the schema `scripts` of the db-migrate
+    scripts (migration 0009), and migrate up from nothing."""
     with engine.begin() as connection:
         _locked(connection)
+        connection.execute(text("DROP SCHEMA IF EXISTS scripts CASCADE"))
         connection.execute(text("DROP SCHEMA public CASCADE"))
         connection.execute(text("CREATE SCHEMA public"))
     return upgrade(engine)
