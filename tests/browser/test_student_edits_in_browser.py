@@ -92,3 +92,54 @@ async def test_the_picker_and_the_question_need_no_script(
     await page.wait_for_load_state("networkidle")
     await expect(page.locator(".flash")).to_contain_text("is now in no stream")
     assert _stream_of_zoya(school) is None
+
+
+async def test_two_tabs_on_one_booking_the_second_save_shows_both_values(
+    open_tab: OpenTab, school: Engine
+) -> None:
+    first, second = await open_tab(), await open_tab()
+    await first.sign_in(Role.operator)
+    await second.sign_in(Role.admin)
+    dialogs = []
+    for tab in (first, second):
+        await tab.open(f"/users/{ZOYA}")
+        await tab.page.get_by_role("button", name="Edit").first.click()
+        dialogs.append(tab.page.locator("[popover]:popover-open"))
+    mine, theirs = dialogs
+
+    await theirs.get_by_label("Referral code").fill("SECOND-TAB")
+    await theirs.get_by_role("button", name="Save booking").click()
+    await second.page.wait_for_load_state("networkidle")
+    await expect(second.page.locator(".flash")).to_contain_text("saved")
+
+    await mine.get_by_label("Referral code").fill("FIRST-TAB")
+    await mine.get_by_label("Status").select_option("Confirmed")
+    await mine.get_by_role("button", name="Save booking").click()
+    await first.page.wait_for_load_state("networkidle")
+    page = first.page
+    await expect(page.locator(".flash")).to_contain_text("someone changed it after you opened it")
+    question = page.locator("#question")
+    rows = question.locator("tbody tr")
+    await expect(rows).to_have_count(2)
+    await expect(rows.filter(has_text="Referral code")).to_contain_text("SECOND-TAB")
+    await expect(rows.filter(has_text="Referral code")).to_contain_text("FIRST-TAB")
+    await expect(rows.filter(has_text="Status")).to_contain_text("Pending")
+    assert len(first.console.take("status of 409")) == 1
+    await first.screenshot("student-stale-edit", full_page=False)
+
+    await question.get_by_role("button", name="Edit again").click()
+    dialog = page.locator("[popover]:popover-open")
+    await expect(dialog.get_by_label("Referral code")).to_have_value("FIRST-TAB")
+    await first.screenshot("student-stale-edit-again", full_page=False)
+    await dialog.get_by_role("button", name="Save booking").click()
+    await page.wait_for_load_state("networkidle")
+    await expect(page.locator(".flash")).to_contain_text("saved")
+    with school.connect() as connection:
+        saved = connection.execute(
+            text("SELECT referral_code, confirmed FROM bookings WHERE user_id = :user"),
+            {"user": ZOYA},
+        ).one()
+    assert tuple(saved) == ("FIRST-TAB", 2)
+    await second.page.reload()
+    await second.page.wait_for_load_state("networkidle")
+    await expect(second.page.locator('[data-field="status"]')).to_have_text("Confirmed")

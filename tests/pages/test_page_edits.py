@@ -87,7 +87,8 @@ async def test_a_stream_change_sticks_and_is_audited(
 
     moved = await client.post(
         f"/users/{BORIS}/stream",
-        data={"stream_choice": "new", "new_stream": "  PY-9 ", "csrf_token": form_token(page)},
+        data=form_fields(page.text, f"/users/{BORIS}/stream")
+        | {"stream_choice": "new", "new_stream": "  PY-9 "},
     )
     assert moved.status_code == 303
     assert moved.headers["location"] == f"/users/{BORIS}"
@@ -129,11 +130,13 @@ async def test_a_booking_edit_saves_what_changed_and_refuses_nonsense(
     page = await client.get(f"/users/{ANNA}")
     token = form_token(page)
     booking = booking_of(sync_engine, ANNA)
+    opened = form_fields(page.text, f"/bookings/{booking['id']}/edit")
     unchanged = {
         "user_id": str(ANNA),
         "csrf_token": token,
+        "version": opened["version"],
         "confirmed": "2",
-        "course_stream": "PY-1",
+        "stream_choice": "stream:PY-1",
         "referral_code": "FRIEND10",
         "discount_percent": "10.0",
         "was_confirmed": "2",
@@ -222,8 +225,8 @@ async def test_a_change_is_committed_before_the_redirect_goes_out(
     """The browser follows the redirect at once: the page it loads must see the change."""
     add_students(sync_engine)
     client = await signed_in(Role.operator)
-    token = form_token(await client.get(f"/users/{BORIS}"))
-    body = urlencode({"stream_choice": "stream:PY-2", "csrf_token": token}).encode()
+    opened = form_fields((await client.get(f"/users/{BORIS}")).text, f"/users/{BORIS}/stream")
+    body = urlencode(opened | {"stream_choice": "stream:PY-2"}).encode()
     cookies = "; ".join(f"{name}={value}" for name, value in client.cookies.items())
     scope = {
         "type": "http",

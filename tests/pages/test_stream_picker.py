@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import httpx
-from page_client import SignIn, form_token
+from page_client import SignIn
 from pages_data import ANNA, BORIS, add_students
 from sqlalchemy import Engine, text
 from test_page_edits import audit_actors, booking_of, form_fields
@@ -21,7 +21,8 @@ def _options(page: str, select_id: str) -> list[tuple[str, str]]:
     return re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', select.group(1))
 
 
-async def _signed_in(signed_in: SignIn, engine: Engine) -> tuple[httpx.AsyncClient, str]:
+async def _signed_in(signed_in: SignIn, engine: Engine) -> tuple[httpx.AsyncClient, dict[str, str]]:
+    """An operator on Boris's page, and the CSRF token and version his stream form sends."""
     add_students(engine)
     with engine.begin() as connection:  # another course, whose stream is no choice here
         connection.execute(
@@ -31,13 +32,14 @@ async def _signed_in(signed_in: SignIn, engine: Engine) -> tuple[httpx.AsyncClie
             )
         )
     client = await signed_in(Role.operator)
-    return client, form_token(await client.get(f"/users/{BORIS}"))
+    opened = form_fields((await client.get(f"/users/{BORIS}")).text, f"/users/{BORIS}/stream")
+    return client, {"csrf_token": opened["csrf_token"], "version": opened["version"]}
 
 
 async def test_the_stream_is_chosen_among_the_course_s_streams(
     signed_in: SignIn, sync_engine: Engine
 ) -> None:
-    client, token = await _signed_in(signed_in, sync_engine)
+    client, sent = await _signed_in(signed_in, sync_engine)
     page = (await client.get(f"/users/{BORIS}")).text
     assert _options(page, "stream-choice") == [
         ("stream:PY-1", "PY-1"),
@@ -48,20 +50,18 @@ async def test_the_stream_is_chosen_among_the_course_s_streams(
     assert form_fields(page, f"/users/{BORIS}/stream")["stream_choice"] == "stream:PY-1"
     assert 'name="course_stream"' not in page, "no free text for a stream"
 
-    typed = await client.post(
-        f"/users/{BORIS}/stream", data={"course_stream": "PY-2e", "csrf_token": token}
-    )
+    typed = await client.post(f"/users/{BORIS}/stream", data={"course_stream": "PY-2e"} | sent)
     assert typed.status_code == 400, "a typed name alone is no choice"
     assert "choose a stream, a new stream or no stream" in typed.text
     other_course = await client.post(
-        f"/users/{BORIS}/stream", data={"stream_choice": "stream:JS-1", "csrf_token": token}
+        f"/users/{BORIS}/stream", data={"stream_choice": "stream:JS-1"} | sent
     )
     assert other_course.status_code == 400
     assert "stream &#34;JS-1&#34; is gone from course 1" in other_course.text
     assert booking_of(sync_engine, BORIS)["course_stream"] == "PY-1"
 
     moved = await client.post(
-        f"/users/{BORIS}/stream", data={"stream_choice": "stream:PY-2", "csrf_token": token}
+        f"/users/{BORIS}/stream", data={"stream_choice": "stream:PY-2"} | sent
     )
     assert moved.status_code == 303
     assert booking_of(sync_engine, BORIS)["course_stream"] == "PY-2"
@@ -70,23 +70,23 @@ async def test_the_stream_is_chosen_among_the_course_s_streams(
 async def test_a_new_stream_is_made_only_by_choosing_new_stream(
     signed_in: SignIn, sync_engine: Engine
 ) -> None:
-    client, token = await _signed_in(signed_in, sync_engine)
+    client, sent = await _signed_in(signed_in, sync_engine)
     action = f"/users/{BORIS}/stream"
 
-    blank = await client.post(action, data={"stream_choice": "new", "csrf_token": token})
+    blank = await client.post(action, data={"stream_choice": "new"} | sent)
     assert blank.status_code == 400
     assert "type the name of the new stream" in blank.text
     spelled = await client.post(
-        action, data={"stream_choice": "new", "new_stream": " py-2 ", "csrf_token": token}
+        action, data={"stream_choice": "new", "new_stream": " py-2 "} | sent
     )
     assert spelled.status_code == 400
     assert "already has stream &#34;PY-2&#34;" in spelled.text
-    sent = form_fields(spelled.text, action)
-    assert (sent["stream_choice"], sent["new_stream"]) == ("new", " py-2 ")
+    again = form_fields(spelled.text, action)
+    assert (again["stream_choice"], again["new_stream"]) == ("new", " py-2 ")
     assert booking_of(sync_engine, BORIS)["course_stream"] == "PY-1"
 
     created = await client.post(
-        action, data={"stream_choice": "new", "new_stream": " PY-10 ", "csrf_token": token}
+        action, data={"stream_choice": "new", "new_stream": " PY-10 "} | sent
     )
     assert created.status_code == 303
     assert booking_of(sync_engine, BORIS)["course_stream"] == "PY-10"
@@ -100,9 +100,9 @@ async def test_a_new_stream_is_made_only_by_choosing_new_stream(
 
 
 async def test_removing_the_stream_asks_first(signed_in: SignIn, sync_engine: Engine) -> None:
-    client, token = await _signed_in(signed_in, sync_engine)
+    client, sent = await _signed_in(signed_in, sync_engine)
     action = f"/users/{BORIS}/stream"
-    asked = await client.post(action, data={"stream_choice": "none", "csrf_token": token})
+    asked = await client.post(action, data={"stream_choice": "none"} | sent)
     assert asked.status_code == 200
     assert "Remove the stream?" in asked.text
     assert "leaves stream PY-1 and is in no stream" in asked.text
@@ -114,7 +114,7 @@ async def test_removing_the_stream_asks_first(signed_in: SignIn, sync_engine: En
     assert audit_actors(sync_engine, "booking") == []
 
     removed = await client.post(
-        action, data={"stream_choice": "none", "confirm_remove": "yes", "csrf_token": token}
+        action, data={"stream_choice": "none", "confirm_remove": "yes"} | sent
     )
     assert removed.status_code == 303
     assert booking_of(sync_engine, BORIS)["course_stream"] is None

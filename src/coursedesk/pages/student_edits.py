@@ -2,7 +2,10 @@
 
 A saved edit redirects back to the page; a refused one shows the page again at once, with
 the form as it was sent and why it was refused, and changes nothing. A stream is picked
-from the course's streams (pages/stream_picker.py); removing one asks first.
+from the course's streams (pages/stream_picker.py); removing one asks first. Each form
+carries the version of the booking it was opened on (users/versions.py): when someone
+changed the booking since, nothing is saved and the page answers 409 with what is saved
+now beside what was tried (pages/stale_edits.py), the form ready to save again over it.
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ from coursedesk.errors import CoursedeskError
 from coursedesk.pages.flash import redirect_with_flash
 from coursedesk.pages.forms import all_or_nothing, parse_form
 from coursedesk.pages.routes import PageOperator, page_router
-from coursedesk.pages.stream_picker import existing, picker_as_sent, read_choice
+from coursedesk.pages.stale_edits import stale_question
+from coursedesk.pages.stream_picker import existing, picker, picker_as_sent, read_choice
 from coursedesk.pages.students import (
     EditForm,
     Question,
     SentBack,
     UserId,
+    booking_fields,
     latest_live,
     render_student_page,
 )
@@ -33,6 +38,7 @@ from coursedesk.users import service as users
 from coursedesk.users.router import BookingId
 from coursedesk.users.schemas import BookingEdit, StreamMove
 from coursedesk.users.streams import UnknownStream, course_label, streams_of_courses
+from coursedesk.users.versions import StaleBooking
 from coursedesk.web.deps import Session
 
 router = page_router()
@@ -80,18 +86,33 @@ async def change_stream(
     stream_choice: FormText = "",
     new_stream: FormText = "",
     confirm_remove: FormText = "",
+    version: FormText = "",
 ) -> Response:
-    """Move the student's latest booking that is not cancelled to another stream."""
+    """Move the student's latest booking that is not cancelled to another stream, if it
+    is still at the version the form was opened on."""
     back = f"/users/{user_id}"
     moved = latest_live(await users.user_bookings(session, user_id))
     current = moved.course_stream if moved is not None else None
     shown = picker_as_sent(await _course_streams(session, moved), stream_choice, new_stream)
+
+    def sent_back(
+        values: dict[str, str],
+        version: str,
+        *,
+        error: str | None = None,
+        message: str | None = None,
+        question: Question | None = None,
+        status_code: int = 400,
+    ) -> SentBack:
+        form = EditForm(values, {}, error, shown, version)
+        return SentBack(form, None, message, question, status_code)
+
     try:
         choice = read_choice(stream_choice, new_stream)
         if moved is not None and current and choice.name is None and confirm_remove != "yes":
-            asked = SentBack(
-                EditForm({"course_stream": current}, picker=shown),
-                question=_asking_to_remove(moved.id, current),
+            question = _asking_to_remove(moved.id, current)
+            asked = sent_back(
+                {"course_stream": current}, version, question=question, status_code=200
             )
             return await render_student_page(request, principal, session, user_id, asked)
         move = parse_form(
@@ -99,15 +120,39 @@ async def change_stream(
         )
         async with all_or_nothing(session):
             booking = await users.move_stream(
-                session, user_id, move.course_stream, create_stream=move.create_stream
+                session,
+                user_id,
+                move.course_stream,
+                create_stream=move.create_stream,
+                expected=[version],
             )
+    except StaleBooking as exc:
+        now = exc.current.booking
+        question = stale_question(
+            exc,
+            "The stream was changed while you were choosing it",
+            f"Booking #{now.id} is the one a stream change moves now. ",
+        )
+        stale = sent_back(
+            {"course_stream": now.course_stream or ""},
+            exc.current.version,
+            message="The stream was not changed: someone changed it after you opened the page.",
+            question=question,
+            status_code=409,
+        )
+        return await render_student_page(request, principal, session, user_id, stale)
     except CoursedeskError as exc:
         why = _why(exc)
-        form = EditForm({"course_stream": current or ""}, picker=shown, error=why)
-        refused = SentBack(form, message=f"The stream was not changed: {why}")
+        refused = sent_back(
+            {"course_stream": current or ""},
+            version,
+            error=why,
+            message=f"The stream was not changed: {why}",
+        )
         return await render_student_page(request, principal, session, user_id, refused)
-    stream = f"stream {booking.course_stream}" if booking.course_stream else "no stream"
-    return redirect_with_flash(request, back, f"Booking #{booking.id} is now in {stream}.")
+    stream = booking.booking.course_stream
+    where = f"stream {stream}" if stream else "no stream"
+    return redirect_with_flash(request, back, f"Booking #{booking.booking.id} is now in {where}.")
 
 
 def _posted_value(field: str, value: str) -> object:
@@ -136,9 +181,11 @@ async def edit_booking(
     was_course_stream: FormText = "",
     was_referral_code: FormText = "",
     was_discount_percent: FormText = "",
+    version: FormText = "",
 ) -> Response:
-    """Save the fields the operator changed (the form also sends what they were). A form
-    without the stream picker leaves the stream as it was."""
+    """Save the fields the operator changed (the form also sends what they were), if the
+    booking is still at the version the form was opened on. A form without the stream
+    picker leaves the stream as it was."""
     back = f"/users/{user_id}"
     posted = {
         "confirmed": (confirmed, was_confirmed),
@@ -146,20 +193,23 @@ async def edit_booking(
         "discount_percent": (discount_percent, was_discount_percent),
     }
     booking = _booking(await users.user_bookings(session, user_id), booking_id)
-    shown = picker_as_sent(
-        await _course_streams(session, booking),
-        stream_choice or existing(was_course_stream),
-        new_stream,
-    )
+    streams = await _course_streams(session, booking)
+    shown = picker_as_sent(streams, stream_choice or existing(was_course_stream), new_stream)
 
-    def sent_back(
-        error: str | None = None, message: str | None = None, question: Question | None = None
-    ) -> SentBack:
+    def as_sent(error: str | None = None) -> EditForm:
         typed = {field: now for field, (now, _) in posted.items()}
         was = {field: before for field, (_, before) in posted.items()}
         stream = {"course_stream": was_course_stream}
-        form = EditForm(typed | stream, was | stream, error, shown)
-        return SentBack(form, booking_id, message, question)
+        return EditForm(typed | stream, was | stream, error, shown, version)
+
+    def made_again(exc: StaleBooking) -> EditForm:
+        """The form on the booking as it is now, with this edit's changes made to it."""
+        now = booking_fields(exc.current.booking)
+        typed = {field: posted[field][0] for field in exc.attempted if field in posted}
+        chooser = shown
+        if "course_stream" not in exc.attempted:
+            chooser = picker(streams, exc.current.booking.course_stream)
+        return EditForm(now | typed, now, None, chooser, exc.current.version)
 
     changes: dict[str, object] = {
         field: _posted_value(field, now)
@@ -171,7 +221,8 @@ async def edit_booking(
         if choice is not None and (choice.name or "").strip() != was_course_stream.strip():
             changes |= {"course_stream": choice.name, "create_stream": choice.create}
             if choice.name is None and confirm_remove != "yes":
-                asked = sent_back(question=_asking_to_remove(booking_id, was_course_stream))
+                question = _asking_to_remove(booking_id, was_course_stream)
+                asked = SentBack(as_sent(), booking_id, question=question, status_code=200)
                 return await render_student_page(request, principal, session, user_id, asked)
         if not changes:
             return redirect_with_flash(
@@ -179,9 +230,23 @@ async def edit_booking(
             )
         edit = parse_form(BookingEdit, changes)
         async with all_or_nothing(session):
-            await users.update_booking(session, booking_id, edit)
+            await users.update_booking(session, booking_id, edit, expected=[version])
+    except StaleBooking as exc:
+        question = stale_question(
+            exc,
+            f"Booking #{booking_id} was changed while you were editing it",
+        )
+        stale = SentBack(
+            made_again(exc),
+            booking_id,
+            f"Booking #{booking_id} was not saved: someone changed it after you opened it.",
+            question,
+            409,
+        )
+        return await render_student_page(request, principal, session, user_id, stale)
     except CoursedeskError as exc:
         why = _why(exc)
-        refused = sent_back(why, message=f"Booking #{booking_id} was not saved: {why}")
+        message = f"Booking #{booking_id} was not saved: {why}"
+        refused = SentBack(as_sent(why), booking_id, message)
         return await render_student_page(request, principal, session, user_id, refused)
     return redirect_with_flash(request, back, f"Booking #{booking_id} saved.")

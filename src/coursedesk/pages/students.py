@@ -126,34 +126,35 @@ class EditForm:
     was: Mapping[str, str] = field(default_factory=dict)
     error: str | None = None
     picker: StreamPicker | None = None
+    version: str = ""
 
 
 @dataclass(frozen=True)
 class Question:
     """What the page asks before it saves: shown above everything, with a button that
-    sends the form again, answered (`confirm_removal`: the removal of a stream)."""
+    sends the form again, answered (`confirm_removal`: the removal of a stream). After
+    a stale edit, `compared` holds each field tried: its name, its value saved now, and
+    the value tried."""
 
     title: str
     text: str
     send: str
     keep: str
     confirm_removal: bool = False
+    compared: Sequence[tuple[str, str, str]] = ()
 
 
 @dataclass(frozen=True)
 class SentBack:
     """An edit form shown again instead of saved: the stream form, or the form of booking
-    `booking_id`, as it was sent; refused (400, `message` says why at the top of the
-    page) or waiting for the answer to a `question` (200)."""
+    `booking_id`, as it was sent; refused (`message` says why at the top of the page), or
+    with a `question` to answer first."""
 
     form: EditForm
     booking_id: int | None = None
     message: str | None = None
     question: Question | None = None
-
-    @property
-    def status_code(self) -> int:
-        return 200 if self.question is not None else 400
+    status_code: int = 400
 
 
 def booking_fields(booking: BookingRow) -> dict[str, str]:
@@ -182,18 +183,21 @@ async def render_student_page(
 ) -> HTMLResponse:
     """One student's page; after a form was sent back, with that form as it was sent."""
     student = await users.get_user(session, user_id)
-    bookings = await users.user_bookings(session, user_id)
+    versioned = await users.user_bookings_versioned(session, user_id)
+    bookings = [found.booking for found in versioned]
+    versions = {found.booking.id: found.version for found in versioned}
     moved = latest_live(bookings)
     course_streams = await streams_of_courses(session, {booking.course_id for booking in bookings})
     booking_forms = {}
     for booking in bookings:
         fields = booking_fields(booking)
         chooser = picker(course_streams[booking.course_id], booking.course_stream)
-        booking_forms[booking.id] = EditForm(fields, was=fields, picker=chooser)
+        booking_forms[booking.id] = EditForm(fields, fields, None, chooser, versions[booking.id])
     stream_form = None
     if moved is not None:
         chooser = picker(course_streams[moved.course_id], moved.course_stream)
-        stream_form = EditForm({"course_stream": moved.course_stream or ""}, picker=chooser)
+        current = {"course_stream": moved.course_stream or ""}
+        stream_form = EditForm(current, picker=chooser, version=versions[moved.id])
     context: dict[str, Any] = {
         "student": student,
         "bookings": bookings,

@@ -1,11 +1,11 @@
-"""The users routes (the 360° student view) and the booking edit of SPEC §5."""
+"""The users routes (the 360° student view) and the booking edits of docs/reference.md §5.6."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from coursedesk.analytics.export import ExportFormat, csv_response, listed
 from coursedesk.analytics.schemas import BookingRow, EventRow, FreeLessonRow, Items
@@ -20,7 +20,9 @@ from coursedesk.users.schemas import (
     UserPage,
     UserStatus,
 )
+from coursedesk.users.versions import StaleBooking, VersionedBooking, accepted_versions
 from coursedesk.web.deps import Operator, ReadSession, Session, Viewer, get_database
+from coursedesk.web.errors import error_response
 
 router = APIRouter(prefix="/api", tags=["users"])
 
@@ -134,21 +136,83 @@ async def user_free_lessons(
     return listed(items, output, f"user-{user_id}-free-lessons.csv", FreeLessonRow)
 
 
+IfMatch = Annotated[
+    str | None,
+    Header(
+        description=(
+            "The ETag of the booking as it was read. The edit is made only if the booking "
+            "is still at that version; otherwise 409. Without it, the edit is made "
+            "whatever was changed since."
+        ),
+    ),
+]
+STALE: dict[int | str, dict[str, Any]] = {
+    409: {
+        "description": (
+            "The booking changed after the version in If-Match; nothing was saved. The "
+            "answer adds `current` (the booking now; its version is the ETag) and "
+            "`attempted` (the values this edit tried)"
+        )
+    }
+}
+
+
+def _versioned(response: Response, found: VersionedBooking) -> BookingRow:
+    response.headers["ETag"] = found.etag
+    return found.booking
+
+
+def _stale(exc: StaleBooking) -> JSONResponse:
+    answer = error_response(409, str(exc), **exc.details)
+    answer.headers["ETag"] = exc.current.etag
+    return answer
+
+
+# From the primary, as the edits are: a replica behind it would give a version older than
+# the booking's, and every edit made on it would be refused.
+@router.get(
+    "/bookings/{booking_id}",
+    summary="One booking",
+    description="Its ETag is the version an edit sends back in If-Match.",
+    response_model=BookingRow,
+)
+async def get_booking(
+    _: Viewer, session: Session, booking_id: BookingId, response: Response
+) -> BookingRow:
+    return _versioned(response, await service.get_booking(session, booking_id))
+
+
 @router.put(
     "/users/{user_id}/stream",
     summary="Move a student to another stream",
     description=(
         "Moves the latest non-cancelled booking (created_at, then id) to a stream of its "
         "course, or a new one with `create_stream: true`; null removes the stream. Answers "
-        "the booking. 409 when the student has none. Audited."
+        "the booking, with its new ETag. 409 when the student has none, or when If-Match "
+        "is not that booking's current version. Audited."
     ),
+    response_model=BookingRow,
+    responses=STALE,
 )
 async def move_stream(
-    _: Operator, session: Session, user_id: UserId, body: StreamMove
-) -> BookingRow:
-    return await service.move_stream(
-        session, user_id, body.course_stream, create_stream=body.create_stream
-    )
+    _: Operator,
+    session: Session,
+    user_id: UserId,
+    body: StreamMove,
+    response: Response,
+    if_match: IfMatch = None,
+) -> BookingRow | JSONResponse:
+    try:
+        moved = await service.move_stream(
+            session,
+            user_id,
+            body.course_stream,
+            create_stream=body.create_stream,
+            expected=accepted_versions(if_match),
+        )
+    except StaleBooking as exc:
+        return _stale(exc)
+    return _versioned(response, moved)
 
 
 @router.patch(
@@ -156,10 +220,23 @@ async def move_stream(
     summary="Edit a booking",
     description=(
         "A new stream must be one of the booking's course's, or asked for with "
-        "`create_stream: true`. Audited."
+        "`create_stream: true`. Answers the booking, with its new ETag. Audited."
     ),
+    response_model=BookingRow,
+    responses=STALE,
 )
 async def update_booking(
-    _: Operator, session: Session, booking_id: BookingId, body: BookingEdit
-) -> BookingRow:
-    return await service.update_booking(session, booking_id, body)
+    _: Operator,
+    session: Session,
+    booking_id: BookingId,
+    body: BookingEdit,
+    response: Response,
+    if_match: IfMatch = None,
+) -> BookingRow | JSONResponse:
+    try:
+        edited = await service.update_booking(
+            session, booking_id, body, expected=accepted_versions(if_match)
+        )
+    except StaleBooking as exc:
+        return _stale(exc)
+    return _versioned(response, edited)

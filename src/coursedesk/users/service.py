@@ -17,9 +17,9 @@ from coursedesk.analytics import rows
 from coursedesk.analytics.folding import fold_after_commit
 from coursedesk.analytics.schemas import BookingRow, EventRow, FreeLessonRow
 from coursedesk.db.engine import Database
-from coursedesk.errors import Conflict, NotFound
+from coursedesk.errors import Conflict, CoursedeskError, NotFound
 from coursedesk.sources.models import BOOKING_CANCELLED, Booking, Event, FreeLessonRegistration
-from coursedesk.users import queries, streams
+from coursedesk.users import queries, streams, versions
 from coursedesk.users.models import UserSummary
 from coursedesk.users.schemas import BookingEdit, UserBrief, UserOut, UserPage
 
@@ -114,20 +114,53 @@ async def user_free_lessons(session: AsyncSession, user_id: int) -> list[FreeLes
     return [FreeLessonRow.model_validate(row) for row in result]
 
 
-async def _booking(session: AsyncSession, booking_id: int) -> BookingRow:
-    row = (await session.execute(rows.booking_rows(Booking.id == booking_id))).one()
-    return BookingRow.model_validate(row)
+async def user_bookings_versioned(
+    session: AsyncSession, user_id: int
+) -> list[versions.VersionedBooking]:
+    """A student's bookings, newest first, each with its version (users/versions.py)."""
+    await _require_user(session, user_id)
+    result = await session.execute(versions.versioned_rows(Booking.user_id == user_id))
+    return [versions.versioned(row) for row in result]
+
+
+async def _current(session: AsyncSession, booking_id: int) -> versions.VersionedBooking | None:
+    row = (await session.execute(versions.versioned_rows(Booking.id == booking_id))).one_or_none()
+    return None if row is None else versions.versioned(row)
+
+
+async def get_booking(session: AsyncSession, booking_id: int) -> versions.VersionedBooking:
+    found = await _current(session, booking_id)
+    if found is None:
+        raise NotFound(f"no booking {booking_id}")
+    return found
+
+
+async def _stale(
+    session: AsyncSession, booking_id: int, attempted: dict[str, object]
+) -> CoursedeskError:
+    """Why an edit conditional on a version wrote nothing: the booking is gone, or it has
+    another version now."""
+    current = await _current(session, booking_id)
+    if current is None:
+        return NotFound(f"no booking {booking_id}")
+    return versions.StaleBooking(current, attempted)
 
 
 async def move_stream(
-    session: AsyncSession, user_id: int, stream: str | None, *, create_stream: bool = False
-) -> BookingRow:
+    session: AsyncSession,
+    user_id: int,
+    stream: str | None,
+    *,
+    create_stream: bool = False,
+    expected: versions.Versions | None = None,
+) -> versions.VersionedBooking:
     """Puts the user's latest non-cancelled booking (created_at, then id) in `stream`, one
-    of its course's streams unless `create_stream` (see users/streams.py)."""
+    of its course's streams unless `create_stream` (see users/streams.py). With
+    `expected`, only if that booking is at one of those versions (users/versions.py)."""
     await _require_user(session, user_id)
     latest = (
         await session.execute(
-            select(Booking.id, Booking.course_id)
+            select(Booking.id, Booking.course_id, versions.row_version().label("xmin"))
             .where(Booking.user_id == user_id, Booking.confirmed != BOOKING_CANCELLED)
             .order_by(Booking.created_at.desc(), Booking.id.desc())
             .limit(1)
@@ -136,6 +169,9 @@ async def move_stream(
     ).one_or_none()
     if latest is None:
         raise Conflict(f"user {user_id} has no booking that is not cancelled")
+    # The row is locked: the version read is the one the update replaces.
+    if expected is not None and latest.xmin not in versions.xmins_for(latest.id, expected):
+        raise await _stale(session, latest.id, {"course_stream": stream})
     if stream is not None:
         stream = await streams.stream_to_store(
             session, latest.course_id, stream, create=create_stream
@@ -144,26 +180,43 @@ async def move_stream(
         update(Booking).where(Booking.id == latest.id).values(course_stream=stream)
     )
     changed(session)
-    return await _booking(session, latest.id)
+    return await get_booking(session, latest.id)
 
 
-async def update_booking(session: AsyncSession, booking_id: int, edit: BookingEdit) -> BookingRow:
+async def update_booking(
+    session: AsyncSession,
+    booking_id: int,
+    edit: BookingEdit,
+    *,
+    expected: versions.Versions | None = None,
+) -> versions.VersionedBooking:
     """Sets the fields `edit` gives; a stream must be one of the booking's course's, unless
-    the edit asks for a new one (see users/streams.py)."""
-    course = (
-        await session.execute(select(Booking.course_id).where(Booking.id == booking_id))
-    ).one_or_none()
-    if course is None:
-        raise NotFound(f"no booking {booking_id}")
+    the edit asks for a new one (see users/streams.py). With `expected`, only if the
+    booking is at one of those versions (users/versions.py)."""
     values = edit.changes()
+    known = (
+        await session.execute(
+            select(Booking.course_id, versions.row_version().label("xmin")).where(
+                Booking.id == booking_id
+            )
+        )
+    ).one_or_none()
+    if known is None:
+        raise NotFound(f"no booking {booking_id}")
+    xmins = None if expected is None else versions.xmins_for(booking_id, expected)
+    if xmins is not None and known.xmin not in xmins:
+        raise await _stale(session, booking_id, values)
     if edit.course_stream is not None:
         values["course_stream"] = await streams.stream_to_store(
-            session, course.course_id, edit.course_stream, create=edit.create_stream
+            session, known.course_id, edit.course_stream, create=edit.create_stream
         )
-    updated = await session.scalar(
-        update(Booking).where(Booking.id == booking_id).values(values).returning(Booking.id)
-    )
+    writing = update(Booking).where(Booking.id == booking_id)
+    if xmins is not None:
+        # Checked again as the row is written: an update committed since the read above
+        # (by the bot or by staff) leaves this one nothing to write.
+        writing = writing.where(versions.row_version().in_(xmins))
+    updated = await session.scalar(writing.values(values).returning(Booking.id))
     if updated is None:
-        raise NotFound(f"no booking {booking_id}")
+        raise await _stale(session, booking_id, values)
     changed(session)
-    return await _booking(session, booking_id)
+    return await get_booking(session, booking_id)
