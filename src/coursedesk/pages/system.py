@@ -19,7 +19,7 @@ from coursedesk.db.migrations import MigrationStatus
 from coursedesk.pages.paging import PageNumber, pages_of
 from coursedesk.pages.rendering import render_page
 from coursedesk.pages.routes import page_router
-from coursedesk.system.migrate import SQL_MAX_CHARS, STATEMENT_TIMEOUT_MS
+from coursedesk.system.migrate import SCRIPT_LIMITS, SQL_MAX_CHARS
 from coursedesk.system.router import HEALTH_TIMEOUT_SECONDS, migration_status
 from coursedesk.web.deps import PageViewer, Session, get_database
 
@@ -61,7 +61,7 @@ async def system_page(
         "tables": schema.tables,
         "rows_estimate": sum(table.row_estimate or 0 for table in schema.tables),
         "sql_max_chars": SQL_MAX_CHARS,
-        "statement_timeout_seconds": STATEMENT_TIMEOUT_MS // 1000,
+        "script_seconds": f"{SCRIPT_LIMITS.seconds:g}",
         "audit_action": action,
     }
     if principal.role.allows(Role.admin):

@@ -1,7 +1,8 @@
 """Split an SQL script into statements as PostgreSQL's lexer sees them.
 
 Used to refuse transaction control (BEGIN, COMMIT, SAVEPOINT, ...) in a script that must
-run as one transaction: a COMMIT in the middle would make a dry run write for real.
+run as one transaction, where a COMMIT in the middle would make a dry run write for real,
+and LOCK in a dry run.
 Quotes, dollar quotes, comments and the `BEGIN ATOMIC` bodies of CREATE FUNCTION and
 CREATE PROCEDURE are understood, so semicolons and keywords inside them are not mistaken
 for statements. The lexer assumes standard_conforming_strings is on, which the runner
@@ -39,6 +40,10 @@ class Statement:
         if not words:
             return False
         return words[0] in _TRANSACTION_CONTROL or words[:2] == ("prepare", "transaction")
+
+    @property
+    def locks_tables(self) -> bool:
+        return self.leading_words[:1] == ("lock",)
 
 
 def _is_word_start(char: str) -> bool:

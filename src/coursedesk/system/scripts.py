@@ -1,0 +1,167 @@
+"""Running a script of POST /api/db-migrate: on a connection of its own, logged in as the
+role coursedesk_scripts, and kept to its limits by the watchdog.
+
+The app's own connection (`control`, in autocommit) lets the role in, names the run's
+actor in script_runs and watches the script; the script's connection is closed at the
+end, which rolls back whatever was not committed and drops every setting it made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from coursedesk.db.engine import Database
+from coursedesk.errors import DatabaseUnavailable
+from coursedesk.system.script_role import (
+    SCRIPT_ROLE,
+    Target,
+    check_role,
+    forget_run,
+    log_in,
+    record_run,
+    register_run,
+)
+from coursedesk.system.sql_runner import (
+    ScriptFailed,
+    StatementResult,
+    execute_script,
+    server_failure,
+)
+from coursedesk.system.watchdog import Limits, Watchdog
+
+# The server's own timeouts are a second line behind the watchdog, this much later.
+_SERVER_TIMEOUT_MARGIN_SECONDS = 1.0
+# Parameters of the app's connection that do not apply to the script's.
+_NOT_CARRIED = (
+    "host",
+    "hostaddr",
+    "port",
+    "user",
+    "password",
+    "passfile",
+    "service",
+    "options",
+    "application_name",
+    "target_session_attrs",
+    "load_balance_hosts",
+)
+
+
+@dataclass(frozen=True)
+class ScriptLimits:
+    """What one script may take: time, and one lock wait."""
+
+    seconds: float = 30.0
+    lock_wait_seconds: float = 2.0
+
+
+@dataclass(frozen=True)
+class ScriptRequest:
+    sql: str
+    dry_run: bool
+    actor: str
+    # The audit entry of an applied run, given its number of statements.
+    audit_details: Callable[[int], dict[str, Any]]
+
+
+def _milliseconds(seconds: float) -> int:
+    return max(1, round((seconds + _SERVER_TIMEOUT_MARGIN_SECONDS) * 1000))
+
+
+def _escaped(value: object) -> str:
+    """A value as libpq's `options` takes it: spaces and backslashes escaped."""
+    return str(value).replace("\\", "\\\\").replace(" ", "\\ ")
+
+
+def _conninfo(target: Target, limits: ScriptLimits) -> str:
+    """The app's connection parameters, pointed at the role."""
+    parameters = {key: value for key, value in target.parameters.items() if key not in _NOT_CARRIED}
+    settings = {
+        # The app's tables, unqualified, as the app's own statements find them.
+        "search_path": target.quoted_schema,
+        "statement_timeout": _milliseconds(limits.seconds),
+        "lock_timeout": _milliseconds(limits.lock_wait_seconds),
+        "idle_in_transaction_session_timeout": _milliseconds(limits.seconds),
+        # The lexer of check_script is right only with standard_conforming_strings on.
+        "standard_conforming_strings": "on",
+    }
+    parameters |= {
+        "host": target.host,
+        "port": target.port,
+        "user": SCRIPT_ROLE,
+        "application_name": "coursedesk-script",
+        "options": " ".join(f"-c {name}={_escaped(value)}" for name, value in settings.items()),
+    }
+    if target.hostaddr:
+        parameters["hostaddr"] = target.hostaddr
+    return make_conninfo(**parameters)
+
+
+def _stopped(failure: Exception, watchdog: Watchdog) -> Exception:
+    """The failure as the reason the script was stopped for, if it was stopped."""
+    if watchdog.reason is not None:
+        sqlstate = failure.sqlstate if isinstance(failure, ScriptFailed) else None
+        return ScriptFailed(watchdog.reason, sqlstate=sqlstate)
+    return failure
+
+
+async def _commit(
+    script: psycopg.AsyncConnection[Any], schema: str, details: dict[str, Any]
+) -> None:
+    """Add the audit entry in the script's transaction and commit both. An error of the
+    server here (a deferred constraint, a setting the script made) fails the script as an
+    error of its own statements does."""
+    try:
+        await record_run(script, schema, details)
+        await script.commit()
+    except psycopg.Error as exc:
+        if script.broken or script.closed:
+            raise DatabaseUnavailable("the connection was lost while committing") from exc
+        raise server_failure(exc) from exc
+
+
+async def _run_as_role(
+    control: AsyncConnection, target: Target, request: ScriptRequest, limits: ScriptLimits
+) -> list[StatementResult]:
+    script = await log_in(control, _conninfo(target, limits))
+    pid = script.info.backend_pid
+    try:
+        try:
+            await register_run(control, pid, request.actor)
+            watch = Limits(seconds=limits.seconds, lock_wait_seconds=limits.lock_wait_seconds)
+            async with Watchdog(control, script, watch, dry_run=request.dry_run) as watchdog:
+                try:
+                    results = await execute_script(script, request.sql)
+                    if not request.dry_run:
+                        await _commit(script, target.schema, request.audit_details(len(results)))
+                except (ScriptFailed, DatabaseUnavailable) as failure:
+                    raise _stopped(failure, watchdog) from failure
+        finally:
+            await script.close()
+    finally:
+        await forget_run(control, pid)
+    return results
+
+
+async def run_script(
+    database: Database, request: ScriptRequest, limits: ScriptLimits
+) -> list[StatementResult]:
+    """Run the script as one transaction: committed with its audit entry, or rolled back
+    when it is a dry run or fails (ScriptFailed)."""
+    async with database.primary.connect() as pooled:
+        control = await pooled.execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            target = await check_role(control)
+            return await _run_as_role(control, target, request, limits)
+        except ScriptFailed:
+            raise
+        except BaseException:
+            # It may have been left holding the login lock, or mid-way through a query.
+            await pooled.invalidate()
+            raise

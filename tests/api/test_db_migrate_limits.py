@@ -1,0 +1,161 @@
+"""`POST /api/db-migrate` keeps a script to its limits from outside it: its time, its lock
+waits, and the locks a dry run may hold."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+import pytest
+from db_migrate_calls import migrate_audit, migrate_body, script_limits_of
+from fastapi import FastAPI
+from sqlalchemy import Engine, text
+
+
+async def _run(
+    client: httpx.AsyncClient, headers: dict[str, str], sql: str, *, dry_run: bool = False
+) -> httpx.Response:
+    return await client.post(
+        "/api/db-migrate", json=migrate_body(sql, dry_run=dry_run), headers=headers
+    )
+
+
+def _booking(sync_engine: Engine) -> int:
+    with sync_engine.begin() as connection:
+        booking_id = connection.scalar(
+            text("INSERT INTO bookings (user_id, confirmed) VALUES (5, 1) RETURNING id")
+        )
+    return int(booking_id)
+
+
+def _confirmed(sync_engine: Engine, booking: int) -> Any:
+    with sync_engine.connect() as connection:
+        return connection.scalar(
+            text("SELECT confirmed FROM bookings WHERE id = :i"), {"i": booking}
+        )
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SET statement_timeout = 0; SELECT pg_sleep(5)",
+        "SELECT set_config('statement_timeout', '0', false); SELECT pg_sleep(5)",
+        "SELECT pg_sleep(5)",
+        # The limit is the whole script's, not each statement's.
+        "SELECT pg_sleep(0.3); SELECT pg_sleep(0.3); SELECT pg_sleep(0.3); SELECT pg_sleep(0.3)",
+    ],
+)
+async def test_the_time_limit_holds_whatever_the_script_sets(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    sync_engine: Engine,
+    sql: str,
+) -> None:
+    booking = _booking(sync_engine)
+    started = time.monotonic()
+    with script_limits_of(app, seconds=0.5):
+        response = await _run(
+            client, admin_headers, f"UPDATE bookings SET confirmed = 2 WHERE id = {booking}; {sql}"
+        )
+    assert time.monotonic() - started < 3
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == (
+        "the script ran past its time limit of 0.5 s and was stopped; nothing was kept"
+    )
+    assert response.json()["sqlstate"] == "57014"
+    assert _confirmed(sync_engine, booking) == 1
+    [entry] = migrate_audit(sync_engine)
+    assert entry.details["outcome"] == "failed"
+
+
+async def test_a_lock_wait_is_bounded_whatever_the_script_sets(
+    app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str], sync_engine: Engine
+) -> None:
+    booking = _booking(sync_engine)
+    with sync_engine.connect() as holder:
+        holder.execute(text("SELECT 1 FROM bookings WHERE id = :i FOR UPDATE"), {"i": booking})
+        started = time.monotonic()
+        with script_limits_of(app, seconds=10, lock_wait_seconds=0.3):
+            response = await _run(
+                client,
+                admin_headers,
+                f"SET lock_timeout = 0; UPDATE bookings SET confirmed = 2 WHERE id = {booking}",
+            )
+        holder.rollback()
+    assert time.monotonic() - started < 3
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == (
+        "the script waited for a lock longer than 0.3 s and was stopped; nothing was kept"
+    )
+
+
+async def test_a_dry_run_may_not_lock_a_table(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], sync_engine: Engine
+) -> None:
+    response = await _run(
+        client, admin_headers, "SELECT 1;\nLOCK TABLE bookings; SELECT pg_sleep(5)", dry_run=True
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == (
+        "statement 2 (LOCK TABLE) would hold other sessions' writes until the dry run ends; "
+        "a dry run may not lock tables"
+    )
+    [entry] = migrate_audit(sync_engine)
+    assert entry.details["outcome"] == "failed"
+
+
+async def _insert_while_running(
+    client: httpx.AsyncClient, headers: dict[str, str], sync_engine: Engine, sql: str
+) -> tuple[httpx.Response, float]:
+    """Run `sql` as a dry run; once it is under way, time a bot's one-row insert."""
+    run = asyncio.create_task(_run(client, headers, sql, dry_run=True))
+
+    def insert_when_under_way() -> float:
+        with sync_engine.connect() as connection:
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline and not connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE state = 'active' AND query LIKE '%pg_sleep(5)%' "
+                    "AND pid <> pg_backend_pid()"
+                )
+            ):
+                time.sleep(0.02)
+            started = time.monotonic()
+            connection.execute(text("INSERT INTO bookings (user_id, confirmed) VALUES (8, 1)"))
+            connection.commit()
+            return time.monotonic() - started
+
+    waited = await asyncio.to_thread(insert_when_under_way)
+    return await run, waited
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DO $$ BEGIN LOCK TABLE bookings; PERFORM pg_sleep(5); END $$",
+        "DO $$ BEGIN EXECUTE 'LOCK TABLE bookings IN SHARE MODE'; PERFORM pg_sleep(5); END $$",
+        "SELECT pg_advisory_lock(7); SELECT pg_sleep(5)",
+    ],
+)
+async def test_a_dry_run_holding_the_bots_writes_is_stopped_at_once(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], sync_engine: Engine, sql: str
+) -> None:
+    response, waited = await _insert_while_running(client, admin_headers, sync_engine, sql)
+    assert waited < 1.5
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == (
+        "a dry run may not take a lock that stops other sessions' writes (LOCK TABLE, an "
+        "advisory lock); it was stopped and nothing was kept"
+    )
+
+
+async def test_an_applied_script_may_lock_a_table_within_its_limits(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    sql = "LOCK TABLE courses IN SHARE ROW EXCLUSIVE MODE; UPDATE courses SET name = name"
+    response = await _run(client, admin_headers, sql)
+    assert response.status_code == 200, response.text
