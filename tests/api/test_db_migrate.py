@@ -39,9 +39,10 @@ async def test_applies_the_sql_in_one_go(
         "dry_run": False,
         "statements": 2,
         "results": [
-            {"command": "CREATE TABLE", "rowcount": None},
-            {"command": "INSERT 0 2", "rowcount": 2},
+            {"command": "CREATE TABLE", "rowcount": None, "columns": None, "rows": None},
+            {"command": "INSERT 0 2", "rowcount": 2, "columns": None, "rows": None},
         ],
+        "truncated": False,
         "message": "applied 2 statement(s)",
     }
     with sync_engine.connect() as connection:
@@ -201,7 +202,9 @@ async def test_source_rows_it_changes_are_audited_in_the_admins_name(
         json=_migrate("UPDATE bookings SET confirmed = 2 WHERE user_id = 5"),
         headers=admin_headers,
     )
-    assert response.json()["results"] == [{"command": "UPDATE 1", "rowcount": 1}]
+    assert response.json()["results"] == [
+        {"command": "UPDATE 1", "rowcount": 1, "columns": None, "rows": None}
+    ]
     with sync_engine.connect() as connection:
         actor, source = connection.execute(
             text("SELECT actor, source FROM audit_log WHERE action = 'booking.update'")

@@ -1,9 +1,10 @@
 """`POST /api/db-migrate` keeps a script to its limits from outside it: its time, its lock
-waits, and the locks a dry run may hold."""
+waits, the locks a dry run may hold, and what its results may put in the app's memory."""
 
 from __future__ import annotations
 
 import asyncio
+import resource
 import time
 from typing import Any
 
@@ -159,3 +160,70 @@ async def test_an_applied_script_may_lock_a_table_within_its_limits(
     sql = "LOCK TABLE courses IN SHARE ROW EXCLUSIVE MODE; UPDATE courses SET name = name"
     response = await _run(client, admin_headers, sql)
     assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT repeat('x', 16 * 1024 * 1024)",
+        "SELECT repeat('x', 1024) FROM generate_series(1, 16 * 1024)",
+        "DO $$ BEGIN RAISE NOTICE '%', repeat('x', 16 * 1024 * 1024); END $$",
+    ],
+)
+async def test_results_past_the_byte_limit_stop_the_script(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    sync_engine: Engine,
+    sql: str,
+) -> None:
+    booking = _booking(sync_engine)
+    with script_limits_of(app, received_bytes=1024 * 1024):
+        response = await _run(
+            client, admin_headers, f"UPDATE bookings SET confirmed = 2 WHERE id = {booking}; {sql}"
+        )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == (
+        "the script's results passed 1 MB, more than the app takes in; it was stopped and "
+        "nothing was kept (return fewer rows, or count them)"
+    )
+    assert _confirmed(sync_engine, booking) == 1
+    [entry] = migrate_audit(sync_engine)
+    assert entry.details["outcome"] == "failed"
+
+
+async def test_a_large_result_does_not_grow_the_app(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    # 256 MB of rows, as the attack's gigabyte but lighter on the test machine.
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    response = await _run(
+        client, admin_headers, "SELECT repeat('x', 1024 * 1024) FROM generate_series(1, 256)"
+    )
+    grown_megabytes = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_megabytes < 64
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("the script's results passed 8 MB")
+
+
+async def test_the_answer_keeps_the_first_rows_and_says_it_left_some_out(
+    app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    sql = (
+        "SELECT g FROM generate_series(1, 150) AS g;\n"
+        "SELECT repeat('x', 300) FROM generate_series(1, 3);\n"
+        "SELECT 'late'"
+    )
+    with script_limits_of(app, answer_rows=151, answer_bytes=150 * 3 + 400):
+        response = await _run(client, admin_headers, sql)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    numbers, repeats, late = body["results"]
+    assert (numbers["rowcount"], len(numbers["rows"]), numbers["rows"][-1]) == (150, 150, ["150"])
+    # The 150 numbers take 342 bytes, so one 300-byte row still fits, and then none.
+    assert (repeats["rowcount"], len(repeats["rows"]), late["rows"]) == (3, 1, [])
+    assert body["truncated"] is True
+    assert body["message"] == (
+        "applied 3 statement(s); the answer holds the first rows only (at most 151, and "
+        "850 bytes of values)"
+    )

@@ -67,6 +67,24 @@ def _connection_of(database_url: str) -> psycopg.Connection[Any]:
 # What staff may do
 
 
+async def test_a_select_answers_its_columns_and_rows_as_text(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], sync_engine: Engine
+) -> None:
+    first = _booking(sync_engine, user_id=7)
+    response = await _run(
+        client, admin_headers, "SELECT id, user_id, referral_code FROM bookings ORDER BY id"
+    )
+    assert response.status_code == 200, response.text
+    [result] = response.json()["results"]
+    assert result == {
+        "command": "SELECT 1",
+        "rowcount": 1,
+        "columns": ["id", "user_id", "referral_code"],
+        "rows": [[str(first), "7", None]],
+    }
+    assert response.json()["truncated"] is False
+
+
 async def test_a_dry_run_of_a_fix_answers_what_it_would_do_and_keeps_nothing(
     client: httpx.AsyncClient, admin_headers: dict[str, str], sync_engine: Engine
 ) -> None:
@@ -80,6 +98,7 @@ async def test_a_dry_run_of_a_fix_answers_what_it_would_do_and_keeps_nothing(
     assert response.status_code == 200, response.text
     commands = [result["command"] for result in response.json()["results"]]
     assert commands == ["SELECT 1", "UPDATE 1", "INSERT 0 1"]
+    assert response.json()["results"][2]["rows"] == [["6"]]
     assert _scalar(sync_engine, "SELECT confirmed FROM bookings WHERE id = :i", i=booking) == 1
     assert _scalar(sync_engine, "SELECT count(*) FROM bookings") == 1
     assert _scalar(sync_engine, "SELECT to_regclass('scripts.bookings_before')") is None

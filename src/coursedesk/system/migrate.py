@@ -16,7 +16,7 @@ from coursedesk.analytics.folding import fold_now
 from coursedesk.audit.service import record
 from coursedesk.db.engine import Database
 from coursedesk.system.script_role import ScriptsUnavailable
-from coursedesk.system.scripts import ScriptLimits, ScriptRequest, run_script
+from coursedesk.system.scripts import ScriptLimits, ScriptRequest, run_script, size_text
 from coursedesk.system.sql_runner import ScriptFailed, StatementResult, check_script
 from coursedesk.web.deps import Admin, Session, get_database
 from coursedesk.web.errors import error_response
@@ -58,6 +58,8 @@ class MigrateResult(BaseModel):
     dry_run: bool
     statements: int
     results: list[StatementResult]
+    # Rows were left out of `results` past the answer's limits.
+    truncated: bool
     message: str
 
 
@@ -80,6 +82,20 @@ async def _audit(session: AsyncSession, principal: Principal, details: dict[str,
     await record(session, principal.actor, "db.migrate", "database", details=details)
 
 
+def _message(body: MigrateRequest, count: int, truncated: bool, limits: ScriptLimits) -> str:
+    message = (
+        f"dry run: {count} statement(s) ran and were rolled back"
+        if body.dry_run
+        else f"applied {count} statement(s)"
+    )
+    if truncated:
+        message += (
+            f"; the answer holds the first rows only (at most {limits.answer_rows}, and "
+            f"{size_text(limits.answer_bytes)} of values)"
+        )
+    return message
+
+
 @router.post(
     "/db-migrate",
     summary="Run SQL as one audited transaction (admin)",
@@ -92,12 +108,16 @@ async def _audit(session: AsyncSession, principal: Principal, details: dict[str,
         "nothing else. The transaction is committed, or rolled back when `dry_run` is true "
         "or any statement fails. BEGIN, COMMIT, ROLLBACK and SAVEPOINT are refused, and LOCK "
         f"in a dry run. The whole script may run {SCRIPT_LIMITS.seconds:g} s and wait "
-        f"{SCRIPT_LIMITS.lock_wait_seconds:g} s for a lock, whatever it sets; past that it "
-        "is stopped. A dry run holding a lock that stops other sessions' writes is stopped "
-        "too. Rows of the source tables the SQL changes are audited under the caller's "
-        "name.\n\n"
-        "Answers `{applied, dry_run, statements, results: [{command, rowcount}], message}`, "
-        "one result per statement as the server reported it (`UPDATE 3`, `CREATE TABLE`). "
+        f"{SCRIPT_LIMITS.lock_wait_seconds:g} s for a lock, whatever it sets; past that, or "
+        f"past {size_text(SCRIPT_LIMITS.received_bytes)} of results, it is stopped. "
+        "A dry run holding a lock that stops other sessions' writes is stopped too. Rows of "
+        "the source tables the SQL changes are audited under the caller's name.\n\n"
+        "Answers `{applied, dry_run, statements, results: [{command, rowcount, columns, "
+        "rows}], truncated, message}`, one result per statement as the server reported it "
+        "(`UPDATE 3`, `CREATE TABLE`); a statement that returns rows gives its `columns` and "
+        f"its `rows` (values as text), at most {SCRIPT_LIMITS.answer_rows} rows and "
+        f"{size_text(SCRIPT_LIMITS.answer_bytes)} of values in the whole answer, "
+        "`truncated` saying whether any were left out. "
         "A failure answers 400 with one line (the server's message, or why the script was "
         "stopped), its `sqlstate` and the `line` of the script it points at, and nothing is "
         "kept. Every run, failed or dry, is in the audit log as `db.migrate` with the SQL, "
@@ -127,7 +147,7 @@ async def db_migrate(
     )
     try:
         check_script(body.sql, dry_run=body.dry_run)
-        results = await run_script(database, request, limits)
+        outcome = await run_script(database, request, limits)
     except ScriptFailed as failure:
         # The request's own transaction is apart from the failed one, so this entry stays.
         await _audit(session, principal, _details(body, "failed", None, failure.describe()))
@@ -136,19 +156,18 @@ async def db_migrate(
         log.warning("db-migrate refused to run a script: %s", unavailable)
         await _audit(session, principal, _details(body, "failed", None, str(unavailable)))
         return error_response(503, str(unavailable))
-    count = len(results)
+    count = len(outcome.results)
     if body.dry_run:
         await _audit(session, principal, _details(body, "dry_run", count))
-        message = f"dry run: {count} statement(s) ran and were rolled back"
     else:
         # The script may have written the bot's tables: the figures show it at once, and
         # cached answers are dropped.
         await fold_now(database.primary)
-        message = f"applied {count} statement(s)"
     return MigrateResult(
         applied=not body.dry_run,
         dry_run=body.dry_run,
         statements=count,
-        results=results,
-        message=message,
+        results=outcome.results,
+        truncated=outcome.truncated,
+        message=_message(body, count, outcome.truncated, limits),
     )

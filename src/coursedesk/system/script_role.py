@@ -74,6 +74,11 @@ class Target:
     schema: str
     quoted_schema: str
 
+    @property
+    def unix_socket(self) -> str | None:
+        """The server's socket file when the app reaches it through a Unix socket."""
+        return f"{self.host}/.s.PGSQL.{self.port}" if self.host.startswith("/") else None
+
 
 async def _driver(connection: AsyncConnection) -> psycopg.AsyncConnection[Any]:
     raw = await connection.get_raw_connection()

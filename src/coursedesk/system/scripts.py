@@ -1,5 +1,5 @@
 """Running a script of POST /api/db-migrate: on a connection of its own, logged in as the
-role coursedesk_scripts, and kept to its limits by the watchdog.
+role coursedesk_scripts, carried by the relay and kept to its limits by the watchdog.
 
 The app's own connection (`control`, in autocommit) lets the role in, names the run's
 actor in script_runs and watches the script; the script's connection is closed at the
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from coursedesk.db.engine import Database
 from coursedesk.errors import DatabaseUnavailable
+from coursedesk.system.relay import Relay
 from coursedesk.system.script_role import (
     SCRIPT_ROLE,
     Target,
@@ -28,6 +29,7 @@ from coursedesk.system.script_role import (
     register_run,
 )
 from coursedesk.system.sql_runner import (
+    AnswerLimits,
     ScriptFailed,
     StatementResult,
     execute_script,
@@ -55,10 +57,14 @@ _NOT_CARRIED = (
 
 @dataclass(frozen=True)
 class ScriptLimits:
-    """What one script may take: time, and one lock wait."""
+    """What one script may take: time, one lock wait, bytes of results sent to the app,
+    and rows and bytes of values kept in the answer."""
 
     seconds: float = 30.0
     lock_wait_seconds: float = 2.0
+    received_bytes: int = 8 * 1024 * 1024
+    answer_rows: int = 1000
+    answer_bytes: int = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,21 @@ class ScriptRequest:
     audit_details: Callable[[int], dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class ScriptOutcome:
+    results: list[StatementResult]
+    # Rows were left out of the answer.
+    truncated: bool
+
+
+def size_text(size: int) -> str:
+    """A number of bytes as a person reads it: 8 MB, 1.5 KB, 850 bytes."""
+    for unit, name in ((1024 * 1024, "MB"), (1024, "KB")):
+        if size >= unit:
+            return f"{size / unit:g} {name}"
+    return f"{size} bytes"
+
+
 def _milliseconds(seconds: float) -> int:
     return max(1, round((seconds + _SERVER_TIMEOUT_MARGIN_SECONDS) * 1000))
 
@@ -79,8 +100,12 @@ def _escaped(value: object) -> str:
     return str(value).replace("\\", "\\\\").replace(" ", "\\ ")
 
 
-def _conninfo(target: Target, limits: ScriptLimits) -> str:
-    """The app's connection parameters, pointed at the role."""
+def _conninfo(target: Target, relay_port: int, limits: ScriptLimits) -> str:
+    """The app's connection parameters, pointed at the relay and at the role.
+
+    `host` stays the server's name, so that TLS checks the server's certificate against
+    it, while `hostaddr` sends the connection to the relay.
+    """
     parameters = {key: value for key, value in target.parameters.items() if key not in _NOT_CARRIED}
     settings = {
         # The app's tables, unqualified, as the app's own statements find them.
@@ -92,19 +117,26 @@ def _conninfo(target: Target, limits: ScriptLimits) -> str:
         "standard_conforming_strings": "on",
     }
     parameters |= {
-        "host": target.host,
-        "port": target.port,
+        "host": "127.0.0.1" if target.unix_socket else target.host,
+        "hostaddr": "127.0.0.1",
+        "port": relay_port,
         "user": SCRIPT_ROLE,
         "application_name": "coursedesk-script",
         "options": " ".join(f"-c {name}={_escaped(value)}" for name, value in settings.items()),
     }
-    if target.hostaddr:
-        parameters["hostaddr"] = target.hostaddr
+    if target.unix_socket:
+        # The server speaks neither TLS nor GSS on its socket, and the relay is local.
+        parameters |= {"sslmode": "disable", "gssencmode": "disable"}
     return make_conninfo(**parameters)
 
 
-def _stopped(failure: Exception, watchdog: Watchdog) -> Exception:
+def _stopped(failure: Exception, watchdog: Watchdog, relay: Relay) -> Exception:
     """The failure as the reason the script was stopped for, if it was stopped."""
+    if relay.exceeded:
+        return ScriptFailed(
+            f"the script's results passed {size_text(relay.limit_bytes)}, more than the app "
+            "takes in; it was stopped and nothing was kept (return fewer rows, or count them)"
+        )
     if watchdog.reason is not None:
         sqlstate = failure.sqlstate if isinstance(failure, ScriptFailed) else None
         return ScriptFailed(watchdog.reason, sqlstate=sqlstate)
@@ -127,38 +159,49 @@ async def _commit(
 
 
 async def _run_as_role(
-    control: AsyncConnection, target: Target, request: ScriptRequest, limits: ScriptLimits
-) -> list[StatementResult]:
-    script = await log_in(control, _conninfo(target, limits))
+    control: AsyncConnection,
+    target: Target,
+    relay: Relay,
+    request: ScriptRequest,
+    limits: ScriptLimits,
+) -> ScriptOutcome:
+    script = await log_in(control, _conninfo(target, relay.port, limits))
     pid = script.info.backend_pid
+    answer = AnswerLimits(rows=limits.answer_rows, value_bytes=limits.answer_bytes)
     try:
         try:
             await register_run(control, pid, request.actor)
             watch = Limits(seconds=limits.seconds, lock_wait_seconds=limits.lock_wait_seconds)
             async with Watchdog(control, script, watch, dry_run=request.dry_run) as watchdog:
                 try:
-                    results = await execute_script(script, request.sql)
+                    results = await execute_script(script, request.sql, answer)
                     if not request.dry_run:
                         await _commit(script, target.schema, request.audit_details(len(results)))
                 except (ScriptFailed, DatabaseUnavailable) as failure:
-                    raise _stopped(failure, watchdog) from failure
+                    raise _stopped(failure, watchdog, relay) from failure
         finally:
             await script.close()
     finally:
         await forget_run(control, pid)
-    return results
+    return ScriptOutcome(results, answer.truncated)
 
 
 async def run_script(
     database: Database, request: ScriptRequest, limits: ScriptLimits
-) -> list[StatementResult]:
+) -> ScriptOutcome:
     """Run the script as one transaction: committed with its audit entry, or rolled back
     when it is a dry run or fails (ScriptFailed)."""
     async with database.primary.connect() as pooled:
         control = await pooled.execution_options(isolation_level="AUTOCOMMIT")
         try:
             target = await check_role(control)
-            return await _run_as_role(control, target, request, limits)
+            async with Relay(
+                host=target.hostaddr or target.host,
+                port=target.port,
+                unix_socket=target.unix_socket,
+                limit_bytes=limits.received_bytes,
+            ) as relay:
+                return await _run_as_role(control, target, relay, request, limits)
         except ScriptFailed:
             raise
         except BaseException:

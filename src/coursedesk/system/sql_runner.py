@@ -1,12 +1,13 @@
-"""Running an admin's SQL script in one transaction, statement by statement's results."""
+"""Running an admin's SQL script in one transaction, and what the answer keeps of it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from psycopg.pq import TransactionStatus
+from psycopg.pq import ExecStatus, TransactionStatus
+from psycopg.pq.abc import PGresult
 
 from coursedesk.errors import DatabaseUnavailable
 from coursedesk.system.sql_script import split_statements
@@ -14,10 +15,38 @@ from coursedesk.system.sql_script import split_statements
 
 @dataclass(frozen=True)
 class StatementResult:
-    """What the server answered for one statement: its command tag and row count."""
+    """What the server answered for one statement: its command tag, its row count, and
+    for a statement that returns rows, its columns and the rows the answer keeps, each
+    value as PostgreSQL prints it."""
 
     command: str
     rowcount: int | None
+    columns: list[str] | None = None
+    rows: list[list[str | None]] | None = None
+
+
+@dataclass
+class AnswerLimits:
+    """How many rows, and how many bytes of values, the answer keeps in all: rows in the
+    order they came until one does not fit. Those left out still count in their
+    statement's rowcount."""
+
+    rows: int
+    value_bytes: int
+    truncated: bool = field(default=False, init=False)
+
+    def keep(self, result: PGresult, encoding: str) -> list[list[str | None]]:
+        kept: list[list[str | None]] = []
+        for number in range(result.ntuples):
+            values = [result.get_value(number, column) for column in range(result.nfields)]
+            size = sum(len(value) for value in values if value is not None)
+            if self.truncated or self.rows < 1 or size > self.value_bytes:
+                self.truncated = True
+                break
+            self.rows -= 1
+            self.value_bytes -= size
+            kept.append([None if v is None else v.decode(encoding, "replace") for v in values])
+        return kept
 
 
 class ScriptFailed(Exception):
@@ -90,8 +119,23 @@ def server_failure(exc: psycopg.Error, script: str | None = None) -> ScriptFaile
     return ScriptFailed(message, sqlstate=exc.sqlstate, line=line)
 
 
+def _result_of(cursor: psycopg.AsyncCursor[Any], answer: AnswerLimits) -> StatementResult:
+    rowcount = cursor.rowcount if cursor.rowcount >= 0 else None
+    result = cursor.pgresult
+    if result is None or result.status != ExecStatus.TUPLES_OK:
+        return StatementResult(cursor.statusmessage or "", rowcount)
+    encoding = cursor.connection.info.encoding
+    columns = [
+        (result.fname(column) or b"").decode(encoding, "replace")
+        for column in range(result.nfields)
+    ]
+    return StatementResult(
+        cursor.statusmessage or "", rowcount, columns, answer.keep(result, encoding)
+    )
+
+
 async def execute_script(
-    connection: psycopg.AsyncConnection[Any], script: str
+    connection: psycopg.AsyncConnection[Any], script: str, answer: AnswerLimits
 ) -> list[StatementResult]:
     """Send the script as one simple query in the connection's transaction and collect
     each statement's result.
@@ -106,8 +150,7 @@ async def execute_script(
             # No parameters: psycopg then uses the simple protocol, which runs many statements.
             await cursor.execute(script.encode(connection.info.encoding))
             while True:
-                rowcount = cursor.rowcount if cursor.rowcount >= 0 else None
-                results.append(StatementResult(cursor.statusmessage or "", rowcount))
+                results.append(_result_of(cursor, answer))
                 if not cursor.nextset():
                     break
             if await _transaction_id(cursor) != transaction_id:

@@ -26,7 +26,16 @@
         dry_run: dryRun,
       });
       if (answer.ok) {
-        const lines = answer.body.results.map((step) => step.command);
+        // A statement that returns rows is followed by its columns and rows, tab-separated.
+        const lines = answer.body.results.flatMap((step) =>
+          step.rows
+            ? [
+                step.command,
+                step.columns.join("\t"),
+                ...step.rows.map((row) => row.map((value) => value ?? "NULL").join("\t")),
+              ]
+            : [step.command],
+        );
         result.textContent = [answer.body.message, ...lines].join("\n");
       } else {
         const where = answer.body.line ? ` (line ${answer.body.line})` : "";
