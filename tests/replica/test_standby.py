@@ -163,6 +163,9 @@ async def test_reads_follow_the_replica_only_while_it_keeps_up(
     assert lagging["status"] == "ok"  # the figures are fresh: they come from the primary
     metrics = (await client.get("/metrics")).text
     assert "coursedesk_replica_reads_from_replica 0.0" in metrics
+    system = await client.get("/system", headers=headers)
+    assert 'data-replica-state="lagging"' in system.text
+    assert "reads go to the primary" in system.text
     for _ in range(10):
         assert (await get("/api/stats"))["active_bookings"] == 30
 

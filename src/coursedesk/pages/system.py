@@ -20,7 +20,7 @@ from coursedesk.pages.paging import PageNumber, pages_of
 from coursedesk.pages.rendering import render_page
 from coursedesk.pages.routes import page_router
 from coursedesk.system.migrate import SCRIPT_LIMITS, SQL_MAX_CHARS
-from coursedesk.system.router import HEALTH_TIMEOUT_SECONDS, migration_status
+from coursedesk.system.router import HEALTH_TIMEOUT_SECONDS, migration_status, replica_body
 from coursedesk.web.deps import PageViewer, Session, get_database
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ async def system_page(
         "sql_max_chars": SQL_MAX_CHARS,
         "script_seconds": f"{SCRIPT_LIMITS.seconds:g}",
         "audit_action": action,
+        "replica": replica_body(database),
     }
     if principal.role.allows(Role.admin):
         entries, total = await list_entries(
