@@ -5,11 +5,15 @@ from __future__ import annotations
 import pytest
 
 from coursedesk.telegram.formatting import (
+    MAX_CAPTION_LENGTH,
     MAX_MESSAGE_LENGTH,
     FormattingError,
+    TooLongError,
     normalize_parse_mode,
+    plain_caption,
     plain_text,
     render_preview_html,
+    validate_caption,
     validate_text,
 )
 
@@ -102,6 +106,28 @@ def test_the_length_limit_counts_characters_after_the_markup_is_removed() -> Non
         validate_text(f"<i>{longest}!</i>", "HTML")
     with pytest.raises(FormattingError, match="the limit is 4096"):
         validate_text(longest + "x", None)
+
+
+def test_a_caption_may_be_empty_and_holds_1024_characters_after_the_markup() -> None:
+    longest = "ж" * MAX_CAPTION_LENGTH
+
+    assert plain_caption("", None) == ""
+    assert plain_caption("<b> </b>", "HTML") == ""
+    assert plain_caption(f"<b>{longest}</b>", "HTML") == longest
+    validate_caption(f"*{longest}*", "MarkdownV2")
+    with pytest.raises(TooLongError, match="caption is too long: 1025 characters") as raised:
+        validate_caption(f"<i>{longest}!</i>", "HTML")
+    assert (raised.value.length, raised.value.limit) == (1025, 1024)
+    with pytest.raises(FormattingError, match="can't parse entities"):
+        validate_caption("<b>unclosed", "HTML")
+
+
+def test_an_overlong_text_is_a_too_long_error_with_its_figures() -> None:
+    with pytest.raises(TooLongError) as raised:
+        validate_text("x" * (MAX_MESSAGE_LENGTH + 3), None)
+
+    assert (raised.value.length, raised.value.limit) == (MAX_MESSAGE_LENGTH + 3, 4096)
+    assert isinstance(raised.value, FormattingError)
 
 
 def test_text_that_is_not_utf8_is_refused() -> None:

@@ -16,15 +16,20 @@ from coursedesk.telegram.markup import (
 )
 
 __all__ = [
+    "MAX_CAPTION_LENGTH",
     "MAX_MESSAGE_LENGTH",
     "FormattingError",
+    "TooLongError",
     "normalize_parse_mode",
+    "plain_caption",
     "plain_text",
     "render_preview_html",
+    "validate_caption",
     "validate_text",
 ]
 
 MAX_MESSAGE_LENGTH = 4096
+MAX_CAPTION_LENGTH = 1024
 
 _PARSE_MODES = {"html": "HTML", "markdownv2": "MarkdownV2", "markdown": "Markdown"}
 _PREVIEW_TAGS = {
@@ -50,7 +55,18 @@ def normalize_parse_mode(parse_mode: str | None) -> str | None:
     return canonical
 
 
-def _parse(text: str, parse_mode: str | None) -> Content:
+class TooLongError(FormattingError):
+    """A text or caption longer than Telegram takes, counted after formatting."""
+
+    def __init__(self, what: str, length: int, limit: int) -> None:
+        super().__init__(
+            f"{what} is too long: {length} characters after formatting, the limit is {limit}"
+        )
+        self.length = length
+        self.limit = limit
+
+
+def _parse(text: str, parse_mode: str | None, *, caption: bool = False) -> Content:
     mode = normalize_parse_mode(parse_mode)
     try:
         text.encode("utf-8")
@@ -66,13 +82,15 @@ def _parse(text: str, parse_mode: str | None) -> Content:
         content = [text]
     # Telegram trims the text it shows, so whitespace around it neither counts nor is a message.
     length = len(plain_text_of(content).strip())
+    if caption:
+        # A caption may be empty: the media is the message.
+        if length > MAX_CAPTION_LENGTH:
+            raise TooLongError("caption", length, MAX_CAPTION_LENGTH)
+        return content
     if length == 0:
         raise FormattingError("message text is empty")
     if length > MAX_MESSAGE_LENGTH:
-        raise FormattingError(
-            f"message is too long: {length} characters after formatting, "
-            f"the limit is {MAX_MESSAGE_LENGTH}"
-        )
+        raise TooLongError("message", length, MAX_MESSAGE_LENGTH)
     return content
 
 
@@ -84,6 +102,19 @@ def validate_text(text: str, parse_mode: str | None) -> None:
 def plain_text(text: str, parse_mode: str | None) -> str:
     """The text a chat shows once the markup is taken out (a Message's `text`)."""
     return plain_text_of(_parse(text, parse_mode)).strip()
+
+
+def validate_caption(caption: str, parse_mode: str | None) -> None:
+    """Refuse, as the Bot API's sendPhoto and the like would, a caption Telegram answers 400 to.
+
+    An empty caption is allowed; past MAX_CAPTION_LENGTH characters shown it is refused.
+    """
+    _parse(caption, parse_mode, caption=True)
+
+
+def plain_caption(caption: str, parse_mode: str | None) -> str:
+    """The caption a chat shows under the media once the markup is taken out."""
+    return plain_text_of(_parse(caption, parse_mode, caption=True)).strip()
 
 
 def render_preview_html(text: str, parse_mode: str | None) -> str:
