@@ -37,10 +37,17 @@ class Principal:
     via: str  # "session" or "token"
     user_id: int | None = None
     csrf_token: str | None = None
+    token_id: int | None = None
 
     @property
     def actor(self) -> str:
         return self.name if self.via == "session" else f"token:{self.name}"
+
+    @property
+    def account(self) -> str:
+        """The staff account behind the request, `user:ID` or `token:ID`: unlike the
+        actor's name, never shared by two tokens."""
+        return f"user:{self.user_id}" if self.via == "session" else f"token:{self.token_id}"
 
 
 def normalise_username(username: str) -> str:
@@ -238,7 +245,7 @@ async def principal_for_token(session: AsyncSession, token: str) -> Principal | 
         await session.execute(
             update(ApiToken).where(ApiToken.id.in_(unlocked)).values(last_used_at=func.now())
         )
-    return Principal(name=row.name, role=Role(row.role), via="token")
+    return Principal(name=row.name, role=Role(row.role), via="token", token_id=row.id)
 
 
 async def start_session(session: AsyncSession, user: StaffUser) -> tuple[str, WebSession]:

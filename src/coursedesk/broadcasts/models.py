@@ -151,3 +151,29 @@ class SenderState(Base):
     id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     next_slot_at: Mapped[datetime] = mapped_column(server_default=func.now())
     paused_until: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class SendRequestKey(Base):
+    """An Idempotency-Key a staff account sent a broadcast with, and the answer it got.
+
+    The (account, key) primary key is what makes two requests with one key create one
+    broadcast (broadcasts/idempotency.py). message_id is null only inside the
+    transaction that claimed the key and is creating the broadcast.
+    """
+
+    __tablename__ = "broadcast_request_keys"
+    __table_args__ = (
+        CheckConstraint("length(idempotency_key) BETWEEN 1 AND 255", name="key_length"),
+    )
+
+    account: Mapped[str] = mapped_column(Text, primary_key=True)
+    """`user:ID` or `token:ID`: keys of one staff user or token never meet another's."""
+    idempotency_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    request_hash: Mapped[str] = mapped_column(Text)
+    """SHA-256 of the request in canonical JSON: the same key with another body is a 409."""
+    message_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("message_history.id", ondelete="CASCADE")
+    )
+    status_code: Mapped[int | None] = mapped_column(SmallInteger)
+    answer: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from coursedesk.analytics.export import csv_response
 from coursedesk.broadcasts import service
 from coursedesk.broadcasts.audiences import count_recipients
+from coursedesk.broadcasts.idempotency import (
+    MAX_KEY_LENGTH,
+    KeyedRequest,
+    KeyReused,
+    checked_key,
+    create_broadcast_once,
+    request_hash,
+)
 from coursedesk.broadcasts.models import DeliveryStatus, MessageStatus
 from coursedesk.broadcasts.one_off import SendingUnavailable, send_test_message
 from coursedesk.broadcasts.schemas import (
@@ -47,6 +56,20 @@ CSV_COLUMNS = (
 )
 
 
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        max_length=MAX_KEY_LENGTH,
+        description=(
+            "Any 1 to 255 visible ASCII characters, e.g. a UUID: the same key with the same "
+            "body within 24 hours answers the broadcast the first request made, and queues "
+            "nothing; with another body, 409. Keys are the caller's own (a staff user, or "
+            "one token)."
+        ),
+    ),
+]
+
+
 @router.post(
     "/send",
     status_code=201,
@@ -57,11 +80,27 @@ CSV_COLUMNS = (
         "`invalid_user_ids`. `scheduled_at` needs a UTC offset; up to a minute in the past "
         "means now. The text is checked against Telegram's rules for `parse_mode` (HTML or "
         "MarkdownV2) before anything is queued. With `dry_run` the body is refused just as "
-        "it would be without, else the audience is counted (200) and nothing is written."
+        "it would be without, else the audience is counted (200) and nothing is written. "
+        "With an `Idempotency-Key`, a request sent again (a retry, a double click) is "
+        "answered with the first one's broadcast, its status and body as first given, and "
+        "the header `Idempotent-Replayed: true`; a dry run neither uses nor checks the key."
     ),
-    responses={200: {"model": AudienceCount, "description": "dry_run: the audience's size"}},
+    responses={
+        200: {"model": AudienceCount, "description": "dry_run: the audience's size"},
+        409: {
+            "description": (
+                "The Idempotency-Key was used with another body within 24 hours; "
+                "`message_id` names the broadcast it made"
+            )
+        },
+    },
 )
-async def send(body: SendRequest, principal: Operator, session: Session) -> Any:
+async def send(
+    body: SendRequest,
+    principal: Operator,
+    session: Session,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
     if body.dry_run:
         checked = await service.check_broadcast(
             session,
@@ -76,19 +115,37 @@ async def send(body: SendRequest, principal: Operator, session: Session) -> Any:
                 invalid_user_ids=checked.invalid_user_ids,
             ).model_dump()
         )
-    created = await service.create_broadcast(
-        session,
-        text=body.text,
-        audience=body.audience,
-        actor=principal.actor,
-        parse_mode=body.parse_mode,
-        scheduled_at=body.scheduled_at,
+    if idempotency_key is None:
+        created = await service.create_broadcast(
+            session,
+            text=body.text,
+            audience=body.audience,
+            actor=principal.actor,
+            parse_mode=body.parse_mode,
+            scheduled_at=body.scheduled_at,
+        )
+        return SendAnswer(**asdict(created))
+    keyed = KeyedRequest(
+        principal.account,
+        checked_key(idempotency_key),
+        request_hash(body.text, body.audience, body.parse_mode, body.scheduled_at),
     )
-    return SendAnswer(
-        message_id=created.message_id,
-        status=created.status,
-        total_recipients=created.total_recipients,
-        invalid_user_ids=created.invalid_user_ids,
+    try:
+        sent = await create_broadcast_once(
+            session,
+            keyed,
+            text=body.text,
+            audience=body.audience,
+            actor=principal.actor,
+            parse_mode=body.parse_mode,
+            scheduled_at=body.scheduled_at,
+        )
+    except KeyReused as exc:
+        return error_response(409, str(exc), message_id=exc.message_id)
+    return JSONResponse(
+        SendAnswer(**asdict(sent.broadcast)).model_dump(),
+        status_code=sent.status_code,
+        headers={"Idempotent-Replayed": "true"} if sent.replayed else None,
     )
 
 
