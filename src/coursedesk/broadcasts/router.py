@@ -1,4 +1,5 @@
-"""The broadcast routes of SPEC §5: send, history, one broadcast, recipients, cancel, delete."""
+"""The broadcast routes of docs/reference.md §5.7 and §9: send, history, one broadcast,
+recipients, cancel, delete."""
 
 from __future__ import annotations
 
