@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import pytest
 
 from coursedesk.telegram.client import TelegramClient
@@ -43,4 +44,11 @@ def api_base_url(standin_server: StandinThread, standin: BotApiStandin) -> str:
 @pytest.fixture
 async def telegram_client(bot_token: str, api_base_url: str) -> AsyncIterator[TelegramClient]:
     async with TelegramClient(bot_token, api_base_url, pool_size=4, timeout=5.0) as client:
+        yield client
+
+
+@pytest.fixture
+def http(api_base_url: str) -> Iterator[httpx.Client]:
+    """A plain HTTP client of the served stand-in, for calls made by hand."""
+    with httpx.Client(base_url=api_base_url, timeout=10) as client:
         yield client

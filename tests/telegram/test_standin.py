@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -27,12 +26,6 @@ class ManualClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def http(api_base_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api_base_url, timeout=10) as client:
-        yield client
 
 
 def _send(standin: BotApiStandin, chat_id: int, text: str = "hello") -> int:
@@ -76,7 +69,17 @@ def test_send_message_accepts_every_body_the_bot_api_does(
     assert body["result"]["chat"]["id"] == 31
     assert body["result"]["text"] == "a bold move"
     received = standin.received()
-    assert received == [ReceivedMessage(31, 1, "a <b>bold</b> move", "HTML", received[0].sent_at)]
+    assert received == [
+        ReceivedMessage(
+            31,
+            1,
+            "a <b>bold</b> move",
+            "HTML",
+            received[0].sent_at,
+            shown_text="a bold move",
+            message_ids=(1,),
+        )
+    ]
     assert body["result"]["date"] == int(received[0].sent_at)
 
 
@@ -197,7 +200,13 @@ def test_reset_forgets_messages_and_restores_the_starting_faults(
 
     assert http.post("/_control/reset").json() == {"ok": True}
 
-    assert http.get("/_control/log").json() == {"messages": [], "deleted": [], "calls": []}
+    assert http.get("/_control/log").json() == {
+        "messages": [],
+        "deleted": [],
+        "pinned": [],
+        "callback_answers": [],
+        "calls": [],
+    }
     assert standin.faults == Faults()
     answer = http.post(f"/bot{bot_token}/sendMessage", json={"chat_id": 1, "text": "x"})
     assert answer.json()["result"]["message_id"] == 1

@@ -24,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument("--token", required=True, help="the only bot token accepted")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random faults")
-    parser.add_argument("--rate-limit", type=int, help="sendMessage calls a second before 429")
+    parser.add_argument("--rate-limit", type=int, help="sends a second before 429")
     parser.add_argument("--flood-rate", type=float, default=0.0, help="fraction answered 429")
     parser.add_argument("--flood-retry-after", type=int, default=3, help="their retry_after")
     parser.add_argument("--fail-rate", type=float, default=0.0, help="fraction answered 5xx")

@@ -3,15 +3,20 @@
 Bot API calls skip Starlette's routing and request objects: a worker's benchmark sends
 thousands of messages a second through this one process, which the plain ASGI path
 serves with about a fifth less CPU per call. The controls are ordinary Starlette routes.
+A multipart upload is read as it streams in: its text fields are kept, its files only
+measured and hashed, so a 50 MB upload costs no more memory than a small one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 from urllib.parse import parse_qsl
 
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
@@ -20,8 +25,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from coursedesk.telegram.standin.core import BotApiError, BotApiStandin
 from coursedesk.telegram.standin.faults import FaultsError
+from coursedesk.telegram.standin.files import FilePart
 
-_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+MAX_FORM_FIELD_BYTES = 1024 * 1024
+"""A multipart part without a file name is a text parameter, and may be this long."""
 
 
 def _error_body(error: BotApiError) -> dict[str, object]:
@@ -58,11 +65,114 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-def _content_type(scope: Scope) -> str:
+def _content_type(scope: Scope) -> tuple[str, dict[bytes, bytes]]:
     for name, value in scope["headers"]:
         if name == b"content-type":
-            return str(value.decode("latin-1").partition(";")[0].strip().lower())
-    return ""
+            media_type, options = parse_options_header(value)
+            return media_type.decode("latin-1"), options
+    return "", {}
+
+
+class _FormReader:
+    """multipart/form-data parameters, read part by part as the body streams in.
+
+    A part with a file name is a file: what the stand-in keeps of it is a FilePart
+    (name, type, size, SHA-256). Any other part is a text parameter.
+    """
+
+    def __init__(self, boundary: bytes) -> None:
+        self.parameters: dict[str, object] = {}
+        self.complete = False
+        self._header_name = bytearray()
+        self._header_value = bytearray()
+        self._headers: dict[bytes, bytes] = {}
+        self._name: str | None = None
+        self._filename: str | None = None
+        self._text = bytearray()
+        self._digest = hashlib.sha256()
+        self._size = 0
+        self._parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._part_begins,
+                "on_header_field": lambda data, start, end: self._header_name.extend(
+                    data[start:end]
+                ),
+                "on_header_value": lambda data, start, end: self._header_value.extend(
+                    data[start:end]
+                ),
+                "on_header_end": self._header_ends,
+                "on_headers_finished": self._headers_end,
+                "on_part_data": self._part_data,
+                "on_part_end": self._part_ends,
+                "on_end": self._ends,
+            },
+        )
+
+    def feed(self, chunk: bytes) -> None:
+        self._parser.write(chunk)
+
+    def _part_begins(self) -> None:
+        self._headers = {}
+        self._text.clear()
+        self._digest = hashlib.sha256()
+        self._size = 0
+
+    def _header_ends(self) -> None:
+        self._headers[bytes(self._header_name).strip().lower()] = bytes(self._header_value)
+        self._header_name.clear()
+        self._header_value.clear()
+
+    def _headers_end(self) -> None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        name, filename = options.get(b"name"), options.get(b"filename")
+        # parse_options_header reads the bytes as latin-1; names are sent in UTF-8.
+        self._name = name.decode("utf-8", "replace") if name is not None else None
+        self._filename = filename.decode("utf-8", "replace") if filename is not None else None
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        self._size += end - start
+        if self._filename is not None:
+            self._digest.update(memoryview(data)[start:end])
+        elif self._size > MAX_FORM_FIELD_BYTES:
+            raise BotApiError(400, "Bad Request: a text parameter is too long")
+        else:
+            self._text.extend(memoryview(data)[start:end])
+
+    def _part_ends(self) -> None:
+        if self._name is None:
+            return
+        if self._filename is None:
+            self.parameters[self._name] = self._text.decode("utf-8", "replace")
+            return
+        content_type = self._headers.get(b"content-type")
+        self.parameters[self._name] = FilePart(
+            self._name,
+            self._filename or None,
+            content_type.decode("latin-1").strip() if content_type else None,
+            self._size,
+            self._digest.hexdigest(),
+        )
+
+    def _ends(self) -> None:
+        self.complete = True
+
+
+async def _read_form(boundary: bytes, receive: Receive) -> dict[str, object]:
+    reader = _FormReader(boundary)
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        more = message.get("more_body", False)
+        try:
+            reader.feed(message.get("body", b""))
+        except MultipartParseError:
+            raise BotApiError(400, "Bad Request: can't parse multipart/form-data") from None
+    if not reader.complete:
+        raise BotApiError(400, "Bad Request: can't parse multipart/form-data")
+    return reader.parameters
 
 
 async def _read_parameters(scope: Scope, receive: Receive) -> dict[str, object]:
@@ -70,15 +180,17 @@ async def _read_parameters(scope: Scope, receive: Receive) -> dict[str, object]:
     parameters: dict[str, object] = dict(
         parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
     )
-    content_type = _content_type(scope)
+    content_type, options = _content_type(scope)
     if content_type == "application/json":
         parameters.update(_json_parameters(await _read_body(receive)))
     elif content_type == "application/x-www-form-urlencoded":
         body = (await _read_body(receive)).decode()
         parameters.update(parse_qsl(body, keep_blank_values=True))
     elif content_type == "multipart/form-data":
-        async with Request(scope, receive).form() as form:
-            parameters.update({k: v for k, v in form.items() if isinstance(v, str)})
+        boundary = options.get(b"boundary")
+        if not boundary:
+            raise BotApiError(400, "Bad Request: can't parse multipart/form-data")
+        parameters.update(await _read_form(boundary, receive))
     return parameters
 
 
@@ -152,6 +264,10 @@ def create_standin_app(standin: BotApiStandin) -> ASGIApp:
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
 
 
+def _is_integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _control_app(standin: BotApiStandin) -> Starlette:
     async def faults(request: Request) -> JSONResponse:
         if request.method == "POST":
@@ -174,11 +290,32 @@ def _control_app(standin: BotApiStandin) -> Starlette:
     async def webhook(request: Request) -> JSONResponse:
         return JSONResponse({"url": standin.webhook_url, "secret_token": standin.webhook_secret})
 
+    async def press(request: Request) -> JSONResponse:
+        """A user presses a callback button: answers the Update Telegram would send."""
+        try:
+            body = await _read_control_body(request)
+        except FaultsError as error:
+            return JSONResponse({"error": str(error)}, status_code=400)
+        chat_id, message_id = body.get("chat_id"), body.get("message_id")
+        data = body.get("callback_data")
+        if not (_is_integer(chat_id) and _is_integer(message_id) and isinstance(data, str)):
+            return JSONResponse(
+                {"error": "chat_id and message_id (integers) and callback_data are needed"},
+                status_code=400,
+            )
+        assert isinstance(chat_id, int) and isinstance(message_id, int)
+        try:
+            update = standin.press_button(chat_id, message_id, data)
+        except LookupError as error:
+            return JSONResponse({"error": str(error)}, status_code=404)
+        return JSONResponse(update)
+
     return Starlette(
         routes=[
             Route("/_control/faults", faults, methods=["GET", "POST"]),
             Route("/_control/log", log, methods=["GET"]),
             Route("/_control/reset", reset, methods=["POST"]),
             Route("/_control/webhook", webhook, methods=["GET"]),
+            Route("/_control/press", press, methods=["POST"]),
         ]
     )

@@ -24,15 +24,17 @@ class Faults(BaseModel):
 
     seed: int = 0
     rate_limit_per_second: int | None = Field(default=None, ge=1)
-    """sendMessage calls beyond this many in any one second are answered 429."""
+    """Sends (sendMessage, sendPhoto, …, sendMediaGroup: one each) beyond this many in any
+    one second are answered 429."""
     flood_rate: float = Field(default=0.0, ge=0.0, le=1.0)
-    """The fraction of sendMessage/deleteMessage calls answered 429 regardless of rate."""
+    """The fraction of sends, deletes, pins and callback answers answered 429 regardless of
+    rate."""
     flood_retry_after: int = Field(default=3, ge=1, le=3600)
     """The retry_after a forced 429 carries."""
     server_error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
-    """The fraction of sendMessage/deleteMessage calls answered 500 or 502."""
+    """The fraction of sends, deletes, pins and callback answers answered 500 or 502."""
     blocked_chats: frozenset[int] = frozenset()
-    """Chats whose user blocked the bot (403)."""
+    """Chats whose user blocked the bot (403 to sends, deletes and pins)."""
     missing_chats: frozenset[int] = frozenset()
     """Chats that do not exist (400 chat not found)."""
     latency_ms: float = Field(default=0.0, ge=0.0, le=60_000.0)
