@@ -265,6 +265,8 @@ async def test_recipients_page_status_filter_and_csv(
     assert table[0][:3] == ["user_id", "username", "delivery_status"]
     assert [line[0] for line in table[1:]] == ["1001", "1002", "1003"]
     assert table[1][4] == "'=Forbidden: bot was blocked"
+    updated_at = table[1][table[0].index("updated_at")]
+    assert datetime.fromisoformat(updated_at).tzinfo is not None and "T" in updated_at
 
 
 async def test_cancel_and_delete_conflicts(

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from datetime import date, datetime
 from typing import Literal, TypeVar
 from urllib.parse import parse_qsl
 
@@ -38,6 +39,8 @@ def safe_cell(value: object) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
     if isinstance(value, dict | list):
         value = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     if isinstance(value, str):
