@@ -19,7 +19,7 @@ from coursedesk.broadcasts.models import (
 from coursedesk.broadcasts.schemas import RecipientType
 from coursedesk.errors import CoursedeskError
 from coursedesk.pages.broadcast_outcome import LIVE_STATUSES, Outcome
-from coursedesk.pages.composer import preview_of
+from coursedesk.pages.composer_form import preview_of
 from coursedesk.pages.flash import redirect_with_flash
 from coursedesk.pages.forms import all_or_nothing
 from coursedesk.pages.paging import PageNumber, pages_of

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursedesk.accounts.service import Principal
-from coursedesk.broadcasts import service
-from coursedesk.broadcasts.audiences import Audience
+from coursedesk.broadcasts.idempotency import KeyReused
 from coursedesk.broadcasts.one_off import send_test_message
-from coursedesk.config import Settings
 from coursedesk.db.engine import Database
-from coursedesk.errors import CoursedeskError, InvalidInput
+from coursedesk.errors import CoursedeskError
+from coursedesk.pages.composer_confirm import confirm_page, send_once
 from coursedesk.pages.composer_form import (
     AUDIENCE_CHOICES,
     PARSE_MODES,
@@ -25,13 +23,13 @@ from coursedesk.pages.composer_form import (
     LongText,
     ShortText,
     posted_draft,
+    preview_of,
 )
-from coursedesk.pages.flash import Flash, redirect_with_flash
+from coursedesk.pages.flash import Flash
 from coursedesk.pages.forms import all_or_nothing
 from coursedesk.pages.rendering import render_fragment, render_page, settings_of
 from coursedesk.pages.routes import PageOperator, page_router
 from coursedesk.pages.students import stream_names
-from coursedesk.telegram.formatting import FormattingError, plain_text, render_preview_html
 from coursedesk.web.deps import Session, get_database
 
 router = page_router()
@@ -40,21 +38,6 @@ fragments = page_router(fragments=True)
 Action = Literal["review", "send", "test", "edit"]
 PostedDraft = Annotated[Draft, Depends(posted_draft)]
 AppDatabase = Annotated[Database, Depends(get_database)]
-
-
-def preview_of(text: str, parse_mode: str) -> dict[str, Any]:
-    """The message as a chat would show it, or why Telegram would refuse it."""
-    if not text.strip():
-        return {"html": None, "error": None, "length": 0}
-    try:
-        mode = service.checked_parse_mode(parse_mode or None)
-        return {
-            "html": render_preview_html(text, mode),
-            "error": None,
-            "length": len(plain_text(text, mode)),
-        }
-    except (FormattingError, InvalidInput) as exc:
-        return {"html": None, "error": str(exc), "length": None}
 
 
 async def _composer(
@@ -67,6 +50,8 @@ async def _composer(
     status_code: int = 200,
 ) -> HTMLResponse:
     settings = settings_of(request)
+    if not draft.request_key:
+        draft = draft.with_new_key()
     context = {
         "draft": draft,
         "choices": AUDIENCE_CHOICES,
@@ -91,43 +76,14 @@ async def new_broadcast(
     request: Request,
     principal: PageOperator,
     session: Session,
-    audience: Annotated[AudienceType, Query()] = "all",
+    audience: Annotated[AudienceType | None, Query()] = None,
     stream: Annotated[str, Query(max_length=200)] = "",
     user_ids: Annotated[str, Query(max_length=10_000)] = "",
 ) -> HTMLResponse:
-    """An empty composer; the query may choose its audience (a student page links here)."""
-    draft = Draft(audience_type=audience, stream=stream, user_ids=user_ids)
-    return await _composer(request, principal, session, draft)
-
-
-@dataclass(frozen=True)
-class Reviewed:
-    """A draft that would be accepted now, and whom it would reach."""
-
-    parse_mode: str | None
-    audience: Audience
-    send_at: datetime | None
-    recipients: int
-    invalid_user_ids: list[int]
-
-
-async def review(session: AsyncSession, draft: Draft, settings: Settings) -> Reviewed:
-    """Everything create_broadcast would refuse, refused now, and the audience counted."""
-    audience = draft.audience()
-    checked = await service.check_broadcast(
-        session,
-        text=draft.text,
-        audience=audience,
-        parse_mode=draft.parse_mode or None,
-        scheduled_at=draft.schedule(settings.timezone),
-    )
-    return Reviewed(
-        checked.parse_mode,
-        audience,
-        checked.send_at,
-        checked.total_recipients,
-        checked.invalid_user_ids,
-    )
+    """An empty composer with a key of its own and no audience chosen; the query may
+    choose one (a student page links here)."""
+    draft = Draft(audience_type=audience or "", stream=stream, user_ids=user_ids)
+    return await _composer(request, principal, session, draft.with_new_key())
 
 
 async def _test_send(
@@ -175,42 +131,24 @@ async def compose(
         return await _composer(request, principal, session, draft)
     if action == "test":
         return await _test_send(request, principal, session, database, draft)
-    settings = settings_of(request)
+    if not draft.request_key:
+        draft = draft.with_new_key()
     try:
-        reviewed = await review(session, draft, settings)
-        if action == "send":
-            async with all_or_nothing(session):
-                created = await service.create_broadcast(
-                    session,
-                    text=draft.text,
-                    audience=reviewed.audience,
-                    actor=principal.actor,
-                    parse_mode=reviewed.parse_mode,
-                    scheduled_at=draft.schedule(settings.timezone),
-                )
+        if action == "review":
+            return await confirm_page(request, principal, session, draft)
+        return await send_once(request, principal, session, draft)
+    except KeyReused as exc:
+        notice = Flash(
+            "error",
+            f"Not sent: this form already sent another broadcast (#{exc.message_id}). "
+            "Check this one and confirm it again.",
+        )
+        return await confirm_page(
+            request, principal, session, draft.with_new_key(), notice=notice, status_code=409
+        )
     except CoursedeskError as exc:
         notice = Flash("error", f"Not sent: {exc}")
         return await _composer(request, principal, session, draft, notice=notice, status_code=400)
-    if action == "review":
-        return render_page(
-            request,
-            principal,
-            "broadcasts/review.html",
-            {
-                "draft": draft,
-                "reviewed": reviewed,
-                "preview": preview_of(draft.text, draft.parse_mode),
-                "choices": {key: label for key, label, _ in AUDIENCE_CHOICES},
-            },
-            section="broadcasts",
-        )
-    people = f"{created.total_recipients:,} student{'s' if created.total_recipients != 1 else ''}"
-    text = (
-        f"Broadcast #{created.message_id} scheduled for {people}."
-        if draft.send_at == "later"
-        else f"Broadcast #{created.message_id} is on its way to {people}."
-    )
-    return redirect_with_flash(request, f"/broadcasts/{created.message_id}", text)
 
 
 @fragments.post("/broadcasts/preview")

@@ -43,6 +43,9 @@
 
   function audience() {
     const type = checked("audience_type");
+    if (!type) {
+      return "Choose who receives it.";
+    }
     if (type === "stream") {
       const stream = form.elements.namedItem("stream").value;
       return stream ? { type, stream } : "Choose a stream to count its students.";
