@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
-from telegram import Bot
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    InputMediaPhoto,
+    InputMediaVideo,
+    LinkPreviewOptions,
+    Message,
+)
 from telegram.error import TelegramError
 
 from coursedesk.errors import ConfigError, CoursedeskError
@@ -29,13 +39,90 @@ class TelegramUnavailable(CoursedeskError):
     """The Bot API could not be asked (network, timeout, server error)."""
 
 
+MediaKind = Literal["photo", "video", "animation", "document"]
+AlbumKind = Literal["photo", "video"]
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A file sent as its bytes, in a multipart request; `filename` is what chats show.
+
+    `mime_type` None: guessed from the filename. The bytes are sent as they are, a
+    slice at a time, never copied whole.
+    """
+
+    content: bytes
+    filename: str
+    mime_type: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Upload({self.filename!r}, {len(self.content)} bytes)"
+
+
+FileRef = Upload | str
+"""A file to send: its bytes, or (a str) the file_id Telegram gave it before."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlbumItem:
+    kind: AlbumKind
+    file: FileRef
+
+
+@dataclass(frozen=True, slots=True)
+class UrlButton:
+    """An inline button that opens `url`."""
+
+    text: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackButton:
+    """An inline button that sends the bot `callback_data` (1-64 bytes) when pressed."""
+
+    text: str
+    callback_data: str
+
+
+InlineKeyboard = Sequence[Sequence[UrlButton | CallbackButton]]
+"""Rows of inline buttons, top to bottom."""
+
+
 @dataclass(frozen=True, slots=True)
 class Delivered:
     message_id: int
+    file_id: str | None = None
+    """For a photo, video, animation or document: the file_id Telegram now knows the file
+    by (a photo's largest size). Send it instead of the bytes from then on."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlbumDelivered:
+    """An album arrived as one message per item, in order."""
+
+    message_ids: tuple[int, ...]
+    file_ids: tuple[str | None, ...]
+    """Each item's file_id, in order, as for Delivered."""
+
+    @property
+    def message_id(self) -> int:
+        """The first message's id: the one the album's caption is on."""
+        return self.message_ids[0]
 
 
 @dataclass(frozen=True, slots=True)
 class Deleted:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Pinned:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
     pass
 
 
@@ -72,7 +159,10 @@ class TransientFailure:
 
 Failure = RetryAfter | Blocked | PermanentFailure | TransientFailure
 SendResult = Delivered | Failure
+AlbumResult = AlbumDelivered | Failure
 DeleteResult = Deleted | Failure
+PinResult = Pinned | Failure
+AnswerResult = Answered | Failure
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,9 +240,13 @@ class _AnswerReadingRequest(AiohttpRequest):
 class TelegramClient:
     """An async client of the Bot API at `api_base_url` (calls go to {root}/bot{token}/{method}).
 
-    Sending answers an outcome (Delivered, RetryAfter, Blocked, PermanentFailure,
-    TransientFailure) and never raises for one message's fate; only a refused token
-    raises, as TelegramConfigError, because then nothing can be sent at all.
+    Every call answers an outcome (Delivered, AlbumDelivered, Deleted, Pinned, Answered,
+    or a Failure: RetryAfter, Blocked, PermanentFailure, TransientFailure) and never
+    raises for one message's fate; only a refused token raises, as TelegramConfigError,
+    because then nothing can be sent at all.
+
+    `timeout` bounds connecting, waiting for a free connection, each wait for the answer
+    and, when uploading, each slice of a file waiting to be written.
     """
 
     def __init__(
@@ -202,15 +296,235 @@ class TelegramClient:
         return BotIdentity(id=user.id, username=user.username, first_name=user.first_name)
 
     async def send_message(
-        self, chat_id: int, text: str, parse_mode: str | None = None
+        self,
+        chat_id: int,
+        text: str,
+        parse_mode: str | None = None,
+        *,
+        reply_markup: InlineKeyboard | None = None,
+        disable_link_preview: bool = False,
+        disable_notification: bool = False,
+        protect_content: bool = False,
     ) -> SendResult:
+        """Send a text message; `disable_link_preview` sends link_preview_options.is_disabled."""
         try:
             message = await self._bot.send_message(
-                chat_id=chat_id, text=text, parse_mode=parse_mode
+                chat_id=chat_id,
+                text=text,
+                parse_mode=parse_mode,
+                reply_markup=_markup(reply_markup),
+                link_preview_options=(
+                    LinkPreviewOptions(is_disabled=True) if disable_link_preview else None
+                ),
+                disable_notification=disable_notification or None,
+                protect_content=protect_content or None,
             )
         except TelegramError as error:
             return self._outcome_of(error)
         return Delivered(message_id=message.message_id)
+
+    async def send_media(
+        self,
+        chat_id: int,
+        kind: MediaKind,
+        file: FileRef,
+        caption: str | None = None,
+        parse_mode: str | None = None,
+        *,
+        reply_markup: InlineKeyboard | None = None,
+        disable_notification: bool = False,
+        protect_content: bool = False,
+    ) -> SendResult:
+        """Send one photo, video, animation or document, uploaded or by file_id.
+
+        Delivered.file_id is the file_id to send it by from then on. A document is
+        uploaded with content type detection off, so it stays a document.
+        """
+        media = _input_file(file)
+        options: dict[str, Any] = {
+            "chat_id": chat_id,
+            "caption": caption or None,
+            "parse_mode": parse_mode if caption else None,
+            "reply_markup": _markup(reply_markup),
+            "disable_notification": disable_notification or None,
+            "protect_content": protect_content or None,
+        }
+        try:
+            if kind == "photo":
+                message = await self._bot.send_photo(photo=media, **options)
+            elif kind == "video":
+                message = await self._bot.send_video(video=media, **options)
+            elif kind == "animation":
+                message = await self._bot.send_animation(animation=media, **options)
+            else:
+                message = await self._bot.send_document(
+                    document=media,
+                    disable_content_type_detection=True if isinstance(file, Upload) else None,
+                    **options,
+                )
+        except TelegramError as error:
+            return self._outcome_of(error)
+        return Delivered(message_id=message.message_id, file_id=_file_id_of(message))
+
+    async def send_photo(
+        self,
+        chat_id: int,
+        photo: FileRef,
+        caption: str | None = None,
+        parse_mode: str | None = None,
+        *,
+        reply_markup: InlineKeyboard | None = None,
+        disable_notification: bool = False,
+        protect_content: bool = False,
+    ) -> SendResult:
+        return await self.send_media(
+            chat_id,
+            "photo",
+            photo,
+            caption,
+            parse_mode,
+            reply_markup=reply_markup,
+            disable_notification=disable_notification,
+            protect_content=protect_content,
+        )
+
+    async def send_video(
+        self,
+        chat_id: int,
+        video: FileRef,
+        caption: str | None = None,
+        parse_mode: str | None = None,
+        *,
+        reply_markup: InlineKeyboard | None = None,
+        disable_notification: bool = False,
+        protect_content: bool = False,
+    ) -> SendResult:
+        return await self.send_media(
+            chat_id,
+            "video",
+            video,
+            caption,
+            parse_mode,
+            reply_markup=reply_markup,
+            disable_notification=disable_notification,
+            protect_content=protect_content,
+        )
+
+    async def send_animation(
+        self,
+        chat_id: int,
+        animation: FileRef,
+        caption: str | None = None,
+        parse_mode: str | None = None,
+        *,
+        reply_markup: InlineKeyboard | None = None,
+        disable_notification: bool = False,
+        protect_content: bool = False,
+    ) -> SendResult:
+        return await self.send_media(
+            chat_id,
+            "animation",
+            animation,
+            caption,
+            parse_mode,
+            reply_markup=reply_markup,
+            disable_notification=disable_notification,
+            protect_content=protect_content,
+        )
+
+    async def send_document(
+        self,
+        chat_id: int,
+        document: FileRef,
+        caption: str | None = None,
+        parse_mode: str | None = None,
+        *,
+        reply_markup: InlineKeyboard | None = None,
+        disable_notification: bool = False,
+        protect_content: bool = False,
+    ) -> SendResult:
+        return await self.send_media(
+            chat_id,
+            "document",
+            document,
+            caption,
+            parse_mode,
+            reply_markup=reply_markup,
+            disable_notification=disable_notification,
+            protect_content=protect_content,
+        )
+
+    async def send_media_group(
+        self,
+        chat_id: int,
+        items: Sequence[AlbumItem],
+        caption: str | None = None,
+        parse_mode: str | None = None,
+        *,
+        disable_notification: bool = False,
+        protect_content: bool = False,
+    ) -> AlbumResult:
+        """Send 2-10 photos and videos as one album, `caption` under the first.
+
+        Telegram takes no buttons on an album. Each item may be uploaded or a file_id.
+        """
+        media = [
+            InputMediaPhoto(media=_input_file(item.file, attach=True))
+            if item.kind == "photo"
+            else InputMediaVideo(media=_input_file(item.file, attach=True))
+            for item in items
+        ]
+        try:
+            messages = await self._bot.send_media_group(
+                chat_id=chat_id,
+                media=media,
+                caption=caption or None,
+                parse_mode=parse_mode if caption else None,
+                disable_notification=disable_notification or None,
+                protect_content=protect_content or None,
+            )
+        except TelegramError as error:
+            return self._outcome_of(error)
+        return AlbumDelivered(
+            message_ids=tuple(message.message_id for message in messages),
+            file_ids=tuple(_file_id_of(message) for message in messages),
+        )
+
+    async def pin_chat_message(
+        self, chat_id: int, message_id: int, *, disable_notification: bool = False
+    ) -> PinResult:
+        try:
+            await self._bot.pin_chat_message(
+                chat_id=chat_id,
+                message_id=message_id,
+                disable_notification=disable_notification or None,
+            )
+        except TelegramError as error:
+            return self._outcome_of(error)
+        return Pinned()
+
+    async def answer_callback_query(
+        self,
+        callback_query_id: str,
+        text: str | None = None,
+        *,
+        show_alert: bool = False,
+        url: str | None = None,
+        cache_time: int | None = None,
+    ) -> AnswerResult:
+        """Answer a button press: stop its spinner, maybe show `text` (an alert with
+        `show_alert`). A query answered already, or too old, is a PermanentFailure."""
+        try:
+            await self._bot.answer_callback_query(
+                callback_query_id=callback_query_id,
+                text=text,
+                show_alert=show_alert or None,
+                url=url,
+                cache_time=cache_time,
+            )
+        except TelegramError as error:
+            return self._outcome_of(error)
+        return Answered()
 
     async def delete_message(self, chat_id: int, message_id: int) -> DeleteResult:
         try:
@@ -245,3 +559,42 @@ class TelegramClient:
         if isinstance(failure, RetryAfter):
             return f"flood control, retry in {failure.seconds:g} s"
         return failure.description
+
+
+def _markup(keyboard: InlineKeyboard | None) -> InlineKeyboardMarkup | None:
+    if not keyboard:
+        return None
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(button.text, url=button.url)
+                if isinstance(button, UrlButton)
+                else InlineKeyboardButton(button.text, callback_data=button.callback_data)
+                for button in row
+            ]
+            for row in keyboard
+        ]
+    )
+
+
+def _input_file(file: FileRef, *, attach: bool = False) -> InputFile | str:
+    """What python-telegram-bot sends: the bytes as a file part, or the file_id as text."""
+    if isinstance(file, str):
+        return file
+    upload = InputFile(file.content, filename=file.filename, attach=attach)
+    if file.mime_type:
+        upload.mimetype = file.mime_type
+    return upload
+
+
+def _file_id_of(message: Message) -> str | None:
+    """The file_id of the file a message carries; of a photo, its largest size's."""
+    if message.photo:
+        largest = max(
+            message.photo, key=lambda size: (size.width * size.height, size.file_size or 0)
+        )
+        return largest.file_id
+    for media in (message.video, message.animation, message.document):
+        if media is not None:
+            return media.file_id
+    return None

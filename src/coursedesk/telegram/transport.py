@@ -6,7 +6,8 @@ request); a worker sent 550-580 messages a second with it on a quiet machine. Th
 transport keeps one aiohttp session with a pool of kept-alive connections, about an
 eighth of that cost (docs/benchmarks.md). Parameters go as one JSON body, which the Bot
 API accepts for every method that uploads no file, so neither side builds or parses a
-form.
+form. A call that uploads files goes as multipart/form-data, each file written from its
+bytes a slice at a time, so a 50 MB file is never copied whole on its way out.
 """
 
 from __future__ import annotations
@@ -15,13 +16,54 @@ import asyncio
 from typing import Any
 
 import aiohttp
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.payload import Payload
 from telegram.error import NetworkError, TelegramError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
 KEEPALIVE_SECONDS = 30.0
 """How long an idle connection is kept for the next request."""
+UPLOAD_SLICE_BYTES = 256 * 1024
+"""How much of a file is handed to the connection at once."""
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
+_HEADER_BREAKS = str.maketrans({"\r": " ", "\n": " ", "\0": " "})
+
+
+class _FileSlices(Payload):
+    """A file's bytes as a multipart part, written a slice at a time.
+
+    aiohttp's own BytesPayload hands all the bytes to the connection in one write, and
+    asyncio's transport (before Python 3.12) copies whatever the socket did not take at
+    once into its buffer: twice the file, briefly. Slices of a memoryview copy nothing;
+    after each one the writer waits for the connection to drain, so at most a slice or
+    two is ever buffered. A slice that cannot be written for `write_timeout` seconds
+    fails the call as a timeout, and its connection is dropped: closed the ordinary way,
+    it would hold the unsent bytes, and the socket, until the server read them.
+    """
+
+    _autoclose = True
+
+    def __init__(self, content: bytes, content_type: str, write_timeout: float | None) -> None:
+        super().__init__(content, content_type=content_type)
+        self._content = content
+        self._size = len(content)
+        self._write_timeout = write_timeout
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return self._content.decode(encoding, errors)
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        view = memoryview(self._content)
+        try:
+            for start in range(0, len(view), UPLOAD_SLICE_BYTES):
+                async with asyncio.timeout(self._write_timeout):
+                    await writer.write(view[start : start + UPLOAD_SLICE_BYTES])
+        except TimeoutError:
+            transport = getattr(writer, "transport", None)
+            if isinstance(transport, asyncio.Transport):
+                transport.abort()
+            raise
 
 
 class AiohttpRequest(BaseRequest):
@@ -29,8 +71,10 @@ class AiohttpRequest(BaseRequest):
 
     The timeouts are python-telegram-bot's: `connect_timeout` to open a connection,
     `pool_timeout` more to wait for a free one, `read_timeout` between two reads of the
-    answer. aiohttp has no write timeout; a request this small is written at once.
-    Uploading files is refused: coursedesk never sends any.
+    answer, counted once the request is written. `write_timeout` bounds how long one
+    slice of an uploaded file may wait for the connection (default: `read_timeout`); a
+    request without files is small enough to be written at once. Files are uploaded
+    from bytes only.
     """
 
     __slots__ = (
@@ -40,6 +84,7 @@ class AiohttpRequest(BaseRequest):
         "_pool_timeout",
         "_read_timeout",
         "_session",
+        "_write_timeout",
     )
 
     def __init__(
@@ -49,11 +94,13 @@ class AiohttpRequest(BaseRequest):
         read_timeout: float,
         connect_timeout: float,
         pool_timeout: float,
+        write_timeout: float | None = None,
     ) -> None:
         self._connection_limit = connection_limit
         self._read_timeout = read_timeout
         self._connect_timeout = connect_timeout
         self._pool_timeout = pool_timeout
+        self._write_timeout = read_timeout if write_timeout is None else write_timeout
         self._default_timeout = self._timeout(read_timeout, connect_timeout, pool_timeout)
         self._session: aiohttp.ClientSession | None = None
 
@@ -110,20 +157,45 @@ class AiohttpRequest(BaseRequest):
     ) -> tuple[int, bytes]:
         if self._session is None:
             raise RuntimeError("the transport is not initialized")
-        if request_data is not None and request_data.contains_files:
-            raise TelegramError("this transport does not upload files")
         timeout = self._timeout_for_call(read_timeout, connect_timeout, pool_timeout)
-        body = request_data.json_payload if request_data is not None else None
+        body: bytes | aiohttp.MultipartWriter | None = None
+        headers: dict[str, str] | None = None
+        if request_data is not None and request_data.contains_files:
+            body = self._form(
+                request_data,
+                self._write_timeout if write_timeout is BaseRequest.DEFAULT_NONE else write_timeout,
+            )
+        elif request_data is not None:
+            body, headers = request_data.json_payload, _JSON_HEADERS
         try:
             async with self._session.request(
-                method,
-                url,
-                data=body,
-                headers=_JSON_HEADERS if body is not None else None,
-                timeout=timeout,
+                method, url, data=body, headers=headers, timeout=timeout
             ) as response:
                 return response.status, await response.read()
         except TimeoutError as exc:
             raise TimedOut("the Bot API did not answer in time") from exc
         except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
             raise NetworkError(f"the Bot API could not be reached: {exc}") from exc
+
+    @staticmethod
+    def _form(request_data: RequestData, write_timeout: float | None) -> aiohttp.MultipartWriter:
+        """multipart/form-data of the call: its parameters as text parts, then its files.
+
+        File names go out as UTF-8, as browsers send them; aiohttp's default would
+        percent-encode them, and the Bot API would show the escapes as the name.
+        """
+        form = aiohttp.MultipartWriter("form-data")
+        for name, value in request_data.json_parameters.items():
+            form.append(value).set_content_disposition("form-data", name=name)
+        for name, (filename, content, mime_type) in request_data.multipart_data.items():
+            if not isinstance(content, bytes):
+                raise TelegramError("this transport uploads files from bytes only")
+            part = _FileSlices(content, mime_type, write_timeout)
+            part.set_content_disposition(
+                "form-data",
+                quote_fields=False,
+                name=name,
+                filename=(filename or name).translate(_HEADER_BREAKS),
+            )
+            form.append_payload(part)
+        return form
