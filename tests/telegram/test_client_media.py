@@ -448,7 +448,7 @@ def test_a_50_mb_upload_costs_the_client_far_less_memory_than_the_file(
 
     Measured in a process of its own (tests/telegram/upload_probe.py), as the growth of
     its peak resident memory over its resident memory just before the upload. Handing
-    aiohttp the bytes in one piece costs about 1.9 times the file on Python 3.11 (asyncio
+    aiohttp the bytes in one piece costs about 1.8 times the file on Python 3.11 (asyncio
     copies what the socket did not take at once, then again into its buffer), and any
     one whole copy is the size of the file: the bound, a quarter of the file, fails both
     and leaves room for the allocator. Sending slices measures well under 1 MB.
