@@ -81,3 +81,29 @@ async def test_what_a_route_declares_for_itself_stays(client: httpx.AsyncClient)
     webhook = document["paths"]["/api/telegram/webhook"]["post"]["responses"]
     assert webhook["413"]["description"] == "larger than an update can be"
     assert webhook["403"]["description"] == "wrong or missing secret"
+
+
+async def test_conflicts_are_declared_where_routes_answer_them(client: httpx.AsyncClient) -> None:
+    paths = (await _document(client))["paths"]
+    for path, method in (
+        ("/api/messages/send", "post"),
+        ("/api/messages/{message_id}/cancel", "post"),
+        ("/api/messages/{message_id}/delete", "post"),
+        ("/api/bookings/{booking_id}", "patch"),
+        ("/api/users/{user_id}/stream", "put"),
+    ):
+        assert "409" in paths[path][method]["responses"], (method, path)
+
+
+async def test_a_word_where_a_broadcast_id_goes_is_no_broadcast(
+    client: httpx.AsyncClient, viewer_headers: dict[str, str]
+) -> None:
+    """`count` is a route of its own (POST): GET on it is the wrong method, not a bad id."""
+    count = await client.get("/api/messages/count", headers=viewer_headers)
+    assert count.status_code == 405
+    assert count.json() == {"error": "Method Not Allowed"}
+    assert (await client.get("/api/messages/abc", headers=viewer_headers)).status_code == 404
+    for path in ("/api/messages/abc/recipients", "/api/messages/-1"):
+        assert (await client.get(path, headers=viewer_headers)).status_code == 404, path
+    assert (await client.get("/api/messages/0", headers=viewer_headers)).status_code == 422
+    assert (await client.get("/api/messages/7", headers=viewer_headers)).status_code == 404

@@ -219,7 +219,7 @@ async def test_one_message_and_unknown_ids(
     for action in ("cancel", "delete"):
         missing = await client.post(f"/api/messages/999999/{action}", headers=operator_headers)
         assert missing.status_code == 404
-    assert (await client.get("/api/messages/abc", headers=operator_headers)).status_code == 422
+    assert (await client.get("/api/messages/abc", headers=operator_headers)).status_code == 404
     assert (await client.get("/api/messages/0", headers=operator_headers)).status_code == 422
 
 

@@ -216,7 +216,7 @@ async def history(
     return MessagePage(items=[MessageItem.model_validate(m) for m in messages], total=total)
 
 
-@router.get("/{message_id}", summary="One broadcast and its delivery figures")
+@router.get("/{message_id:int}", summary="One broadcast and its delivery figures")
 async def one_message(message_id: MessageId, _: Viewer, session: Session) -> MessageDetail:
     return MessageDetail.model_validate(await service.get_message(session, message_id))
 
@@ -236,7 +236,7 @@ async def _csv_rows(
 
 
 @router.get(
-    "/{message_id}/recipients",
+    "/{message_id:int}/recipients",
     summary="A broadcast's recipients with their delivery state",
     description="In user_id order. `format=csv` streams every matching recipient as CSV.",
     responses={200: {"content": {"text/csv": {}}}},
@@ -263,8 +263,9 @@ async def recipients(
 
 
 @router.post(
-    "/{message_id}/cancel",
+    "/{message_id:int}/cancel",
     summary="Stop a scheduled or sending broadcast (operator)",
+    responses={409: {"description": "The broadcast is sent or cancelled already"}},
     description=(
         "Its pending recipients become `cancelled`; a sent or cancelled one gives 409. Sends "
         "already on their way (a worker's in-flight limit at most) are among the cancelled "
@@ -278,8 +279,9 @@ async def cancel(message_id: MessageId, principal: Operator, session: Session) -
 
 
 @router.post(
-    "/{message_id}/delete",
+    "/{message_id:int}/delete",
     status_code=202,
+    responses={409: {"description": "Scheduled or sending, or nothing was delivered to delete"}},
     summary="Delete a sent broadcast from the chats (operator)",
     description=(
         "Queued for the workers, which call deleteMessage for every delivered recipient at "
