@@ -21,6 +21,8 @@ import psycopg
 import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from starlette.requests import Request
 
 from cli_process import SETTING_PREFIXES, run_process
 from coursedesk.accounts.roles import Role
@@ -37,6 +39,8 @@ from coursedesk.db.local_servers import (
     start_standby,
 )
 from coursedesk.web.app import create_app
+from coursedesk.web.deps import ReplicaLost, read_session
+from coursedesk.web.retry import LostRace
 from coursedesk.web.threaded import free_port
 
 pytestmark = pytest.mark.slow
@@ -310,3 +314,40 @@ def bot_books_unfolded(primary: Server, count: int) -> None:
             " SELECT 5000 + n, 1, 'PY-1', 2 FROM generate_series(1, %s) AS n",
             (count,),
         )
+
+
+async def test_a_replica_lost_during_a_request_sends_it_round_again_on_the_primary(
+    servers: tuple[Server, Server], tmp_path: Path
+) -> None:
+    """A replica connection that breaks after it was checked out: the replica is marked
+    down and the request raises ReplicaLost, which web/retry.py runs again."""
+    primary, standby = servers
+    settings = load_settings(
+        database_url=primary.url,
+        database_replica_url=standby.url,
+        coursedesk_home=tmp_path / "home",
+        secret_key="standby-test-secret-key",
+    )
+    database = open_database(settings)
+    assert database.router is not None
+    try:
+        await database.router.probe()
+        assert database.router.status.state == "ok"
+        request = Request({"type": "http", "headers": [], "app": None})
+        async with database.sessions() as primary_session:
+            dependency = read_session(request, database, primary_session)
+            session = await anext(dependency)
+            assert session is not primary_session
+            standby.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'coursedesk-ro'"
+            )
+            with pytest.raises(DBAPIError) as broken:
+                await session.execute(text("SELECT count(*) FROM bookings"))
+            with pytest.raises(ReplicaLost):
+                await dependency.athrow(broken.value)
+        assert database.router.status.state == "down"
+        assert not database.reads_replica
+        assert isinstance(ReplicaLost(), LostRace)
+    finally:
+        await database.dispose()

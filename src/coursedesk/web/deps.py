@@ -22,6 +22,7 @@ from coursedesk.cache.reads import CachedReads
 from coursedesk.config import Settings
 from coursedesk.db.engine import Database
 from coursedesk.web.fresh_reads import RECENT_WRITE_COOKIE
+from coursedesk.web.retry import LostRace
 
 SESSION_COOKIE = "coursedesk_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -69,6 +70,11 @@ async def db_session(
 Session = Annotated[AsyncSession, Depends(db_session, scope="function")]
 
 
+class ReplicaLost(LostRace):
+    """The replica's connection broke during a request; nothing was written there, so
+    the request can run again from the start, on the primary."""
+
+
 async def _replica_session(database: Database) -> AsyncSession | None:
     """A session on the replica with its connection in hand; None, and the replica marked
     down until the next probe reaches it, when it cannot be reached."""
@@ -99,6 +105,13 @@ async def read_session(
         return
     try:
         yield replica_session
+    except DBAPIError as exc:
+        if not exc.connection_invalidated or database.router is None:
+            raise
+        # The replica went away during the request: it reads the primary from now on,
+        # and this request is run again (web/retry.py), on the primary.
+        database.router.mark_down(exc)
+        raise ReplicaLost from exc
     finally:
         await replica_session.close()
 
