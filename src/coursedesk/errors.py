@@ -34,3 +34,11 @@ class InvalidInput(CoursedeskError):
 
 class Conflict(CoursedeskError):
     """The thing exists but is in a state that refuses the action (HTTP 409)."""
+
+
+class TooLarge(CoursedeskError):
+    """A body or file over the size it may have (HTTP 413)."""
+
+
+class UnsupportedType(CoursedeskError):
+    """A body of a type the route does not read (HTTP 415)."""

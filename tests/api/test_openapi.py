@@ -107,3 +107,19 @@ async def test_a_word_where_a_broadcast_id_goes_is_no_broadcast(
         assert (await client.get(path, headers=viewer_headers)).status_code == 404, path
     assert (await client.get("/api/messages/0", headers=viewer_headers)).status_code == 422
     assert (await client.get("/api/messages/7", headers=viewer_headers)).status_code == 404
+
+
+async def test_the_media_upload_declares_its_form_and_its_refusals(
+    client: httpx.AsyncClient,
+) -> None:
+    upload = (await _document(client))["paths"]["/api/media"]["post"]
+    form = upload["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["required"] == ["file"]
+    assert form["properties"]["file"] == {"type": "string", "format": "binary"}
+    responses = upload["responses"]
+    assert {"201", "400", "413", "415"} <= responses.keys()
+    assert "Telegram's limit" in responses["413"]["description"]
+    assert "multipart/form-data" in responses["415"]["description"]
+    assert responses["201"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/MediaAnswer"
+    }

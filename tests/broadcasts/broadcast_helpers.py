@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -17,6 +18,8 @@ from coursedesk.analytics.folding import fold_pending
 
 BOT_TOKEN = "424242:broadcast-test-token"
 TEST_RATE = 400.0
+PROCESS_IN_FLIGHT = 32
+"""The --in-flight of the worker processes start_process starts."""
 
 
 def fast_backoff(attempt: int) -> float:
@@ -162,3 +165,6 @@ async def running_worker(start: RunWorker, **options: Any) -> AsyncIterator[Work
         yield handle
     finally:
         await handle.stopped()
+
+
+StartProcess = Callable[..., subprocess.Popen[bytes]]

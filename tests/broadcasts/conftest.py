@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from broadcast_helpers import BOT_TOKEN, TEST_RATE, RunWorker, WorkerHandle, fast_backoff
+from broadcast_helpers import (
+    BOT_TOKEN,
+    PROCESS_IN_FLIGHT,
+    TEST_RATE,
+    RunWorker,
+    StartProcess,
+    WorkerHandle,
+    fast_backoff,
+)
 
 from coursedesk.broadcasts.sender import SenderOptions
 from coursedesk.broadcasts.worker import run_worker
@@ -64,3 +76,39 @@ async def start_worker(settings: Settings) -> AsyncIterator[RunWorker]:
     for handle in handles:
         if handle.task is not None and not handle.task.done():
             await handle.stopped()
+
+
+@pytest.fixture
+def start_process(
+    database_url: str, standin_server: StandinThread, tmp_path: Path
+) -> Iterator[StartProcess]:
+    """Start `python -m coursedesk worker` processes; any still running are killed after."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(rate: float, lease: float = 3.0) -> subprocess.Popen[bytes]:
+        environment = os.environ | {
+            "DATABASE_URL": database_url,
+            "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
+            "TELEGRAM_API_BASE_URL": standin_server.base_url,
+            "BROADCAST_RATE": str(rate),
+            "COURSEDESK_HOME": str(tmp_path / "home"),
+        }
+        log = (tmp_path / f"worker-{len(started)}.log").open("wb")
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "coursedesk", "worker"),
+                *("--lease", str(lease), "--in-flight", str(PROCESS_IN_FLIGHT)),
+            ],
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)

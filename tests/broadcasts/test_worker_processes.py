@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from broadcast_helpers import (
-    BOT_TOKEN,
+    PROCESS_IN_FLIGHT,
+    StartProcess,
     add_many_users,
     figures_agree,
     rows,
@@ -21,52 +17,13 @@ from broadcast_helpers import (
     send_broadcast,
     wait_for,
 )
+from media_samples import JPEG, uploaded
 from sqlalchemy import Engine, text
 
 from coursedesk.config import FRESHNESS_BOUND_SECONDS
-from coursedesk.telegram.standin import BotApiStandin, StandinThread
+from coursedesk.telegram.standin import BotApiStandin
 
 pytestmark = pytest.mark.slow
-
-IN_FLIGHT = 32
-
-StartProcess = Callable[..., subprocess.Popen[bytes]]
-
-
-@pytest.fixture
-def start_process(
-    database_url: str, standin_server: StandinThread, tmp_path: Path
-) -> Iterator[StartProcess]:
-    """Start `python -m coursedesk worker` processes; any still running are killed after."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(rate: float, lease: float = 3.0) -> subprocess.Popen[bytes]:
-        environment = os.environ | {
-            "DATABASE_URL": database_url,
-            "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
-            "TELEGRAM_API_BASE_URL": standin_server.base_url,
-            "BROADCAST_RATE": str(rate),
-            "COURSEDESK_HOME": str(tmp_path / "home"),
-        }
-        log = (tmp_path / f"worker-{len(started)}.log").open("wb")
-        process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "coursedesk", "worker"),
-                *("--lease", str(lease), "--in-flight", str(IN_FLIGHT)),
-            ],
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
 
 
 def calls_per_second(standin: BotApiStandin) -> Counter[int]:
@@ -117,7 +74,7 @@ async def test_workers_killed_and_restarted_lose_nothing(
     got = Counter(message.chat_id for message in standin.received())
     assert set(got) == deliverable
     duplicates = sum(times - 1 for times in got.values())
-    assert duplicates <= kills * IN_FLIGHT
+    assert duplicates <= kills * PROCESS_IN_FLIGHT
     assert max(calls_per_second(standin).values()) <= rate
     assert (
         scalar(
@@ -233,3 +190,39 @@ async def test_figures_follow_the_bot_with_only_a_worker_running(
 
     await wait_for(folded, within=FRESHNESS_BOUND_SECONDS, what="the bot's rows in the figures")
     assert worker.poll() is None
+
+
+async def test_a_worker_killed_mid_broadcast_leaves_the_file_uploaded_once(
+    sync_engine: Engine,
+    client: httpx.AsyncClient,
+    operator_headers: dict[str, str],
+    standin: BotApiStandin,
+    start_process: StartProcess,
+) -> None:
+    """The file_id is in the database, so the worker that takes over the killed one's
+    recipients sends it by file_id too: one upload for the whole broadcast."""
+    rate = 200
+    first, count = 400_001, 1200
+    add_many_users(sync_engine, first, count)
+    standin.update_faults({"latency_ms": 5, "jitter_ms": 10})
+    [photo] = [(await uploaded(client, operator_headers, JPEG, "poster.jpg"))["media_id"]]
+    created = await send_broadcast(
+        client, operator_headers, text="Autumn", audience={"type": "all"},
+        media=[{"media_id": photo}],
+    )  # fmt: skip
+    message_id = created["message_id"]
+    workers = [start_process(rate) for _ in range(2)]
+    await wait_for(lambda: len(standin.received()) >= 300, within=60, what="sending")
+    workers[0].send_signal(signal.SIGKILL)
+    workers[0].wait(10)
+    start_process(rate)
+    await wait_for(lambda: status_of(sync_engine, message_id) == "sent", within=90, what="sent")
+
+    received = standin.received()
+    got = Counter(message.chat_id for message in received)
+    assert set(got) == set(range(first, first + count))
+    assert sum(times - 1 for times in got.values()) <= PROCESS_IN_FLIGHT
+    uploads = [m for m in received if m.files[0].uploaded]
+    assert len(uploads) == 1
+    assert {m.files[0].file_id for m in received} == {uploads[0].files[0].file_id}
+    figures_agree(sync_engine, message_id)

@@ -3,41 +3,58 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from coursedesk.broadcasts import deletions, deliveries
-from coursedesk.broadcasts.deliveries import BroadcastText, ClaimedRecipient
+from coursedesk.broadcasts import contents, deletions, deliveries
+from coursedesk.broadcasts.contents import BroadcastContent
+from coursedesk.broadcasts.deliveries import ClaimedRecipient
 from coursedesk.broadcasts.jobs import Job, JobKind
 
 log = logging.getLogger(__name__)
 
 DELETION_CHUNK = 500
 """Delivered recipients queued for deletion at a time."""
+FIRST_SEND_TRIES = 20
+"""Recipients tried, one at a time, for a broadcast's first send (the blocked are failed)."""
 
 
 @dataclass(frozen=True)
 class ClaimedWork:
     jobs: list[Job]
-    broadcasts: list[BroadcastText]
-    """Every broadcast being sent now, with its text."""
+    broadcasts: list[BroadcastContent]
+    """Every broadcast being sent now, with what it sends."""
 
 
-async def claim_work(engine: AsyncEngine, *, owner: str, lease: float, wanted: int) -> ClaimedWork:
+async def claim_work(
+    engine: AsyncEngine,
+    *,
+    owner: str,
+    lease: float,
+    wanted: int,
+    holding: Set[int] = frozenset(),
+) -> ClaimedWork:
     """Lease up to `wanted` jobs, each claim in a short transaction of its own.
 
     Sends come first, oldest broadcast first; deletions only fill what sends leave.
     A claimed recipient who has blocked the bot since the broadcast was created is
-    recorded as failed at once, never sent to.
+    recorded as failed at once, never sent to. Of a broadcast whose files have no
+    file_id yet, one recipient is claimed, under its upload lease, by one worker at a
+    time (broadcasts/contents.py); `holding` are the broadcasts this worker holds sends
+    of, which for such a broadcast means its upload is under way here already.
     """
     async with engine.begin() as connection:
-        sending = await deliveries.sending_broadcasts(connection)
+        sending = await contents.sending_broadcasts(connection)
     jobs: list[Job] = []
     for broadcast in sending:
         if len(jobs) >= wanted:
             break
+        if broadcast.awaits_upload:
+            if broadcast.message_id not in holding:
+                jobs.extend(await _claim_first_send(engine, broadcast, owner=owner, lease=lease))
+            continue
         async with engine.begin() as connection:
             claimed = await deliveries.claim_due_recipients(
                 connection, broadcast.message_id, owner=owner, limit=wanted - len(jobs), lease=lease
@@ -52,6 +69,32 @@ async def claim_work(engine: AsyncEngine, *, owner: str, lease: float, wanted: i
         left = wanted - len(jobs)
         jobs.extend(await _claim_deletions(engine, owner=owner, lease=lease, wanted=left))
     return ClaimedWork(jobs, sending)
+
+
+async def _claim_first_send(
+    engine: AsyncEngine, broadcast: BroadcastContent, *, owner: str, lease: float
+) -> list[Job]:
+    """The one recipient whose send uploads the broadcast's files, if this worker may
+    upload them now; none, and the lease given back, when no recipient is due."""
+    async with engine.begin() as connection:
+        if not await contents.take_upload_lease(
+            connection, broadcast.message_id, owner=owner, lease=lease
+        ):
+            return []
+    for _ in range(FIRST_SEND_TRIES):
+        async with engine.begin() as connection:
+            claimed = await deliveries.claim_due_recipients(
+                connection, broadcast.message_id, owner=owner, limit=1, lease=lease
+            )
+        if not claimed:
+            break
+        await _fail_blocked(engine, claimed, owner=owner)
+        [row] = claimed
+        if not row.blocked:
+            return [Job(JobKind.send, row.recipient_id, row.message_id, row.user_id, row.attempts)]
+    async with engine.begin() as connection:
+        await contents.release_upload_leases(connection, [broadcast.message_id], owner=owner)
+    return []
 
 
 async def _fail_blocked(

@@ -24,6 +24,9 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from coursedesk.broadcasts import contents
+from coursedesk.broadcasts.signals import SignalKind, send_signal
+
 MAY_STILL_LAND = (
     "delivery_status = 'cancelled' AND lease_owner IS NOT NULL AND lease_expires_at > now()"
 )
@@ -31,15 +34,6 @@ MAY_STILL_LAND = (
 
 Served by the partial index ix_message_recipients_cancelled_leased (migration 0006).
 """
-
-SENDING_BROADCASTS = text(
-    """
--- sending_broadcasts: what workers send, oldest schedule first.
-SELECT id, message_text, parse_mode FROM message_history
-WHERE status = 'sending'
-ORDER BY scheduled_at, id
-"""
-)
 
 CLAIM_DUE_RECIPIENTS = text(
     """
@@ -188,13 +182,6 @@ SELECT count(*) FROM message_recipients WHERE message_id = :message_id AND {MAY_
 
 
 @dataclass(frozen=True, slots=True)
-class BroadcastText:
-    message_id: int
-    text: str
-    parse_mode: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class ClaimedRecipient:
     recipient_id: int
     message_id: int
@@ -215,6 +202,10 @@ class DeliveryOutcome:
     telegram_message_id: int | None = None
     error: str | None = None
     retry_in: float = 0.0
+    uploaded: bool = False
+    """The send carried the broadcast's files (its upload lease ends with this outcome)."""
+    file_ids: tuple[str | None, ...] = ()
+    """The file_ids Telegram answered for those files, in album order, when delivered."""
 
 
 NOT_SENT_BLOCKED = "not sent: the user has blocked the bot"
@@ -229,11 +220,6 @@ def blocked_outcome(recipient: ClaimedRecipient) -> DeliveryOutcome:
         recipient.attempts,
         error=NOT_SENT_BLOCKED,
     )
-
-
-async def sending_broadcasts(connection: AsyncConnection) -> list[BroadcastText]:
-    rows = await connection.execute(SENDING_BROADCASTS)
-    return [BroadcastText(row.id, row.message_text, row.parse_mode) for row in rows]
 
 
 async def claim_due_recipients(
@@ -279,7 +265,11 @@ async def record_outcomes(
     *,
     owner: str,
 ) -> list[int]:
-    """Write a batch in the caller's transaction; answers the broadcasts that finished."""
+    """Write a batch in the caller's transaction; answers the broadcasts that finished.
+
+    The file_ids of a delivery that uploaded its broadcast's files are kept in the same
+    transaction, and its upload lease ends (broadcasts/contents.py).
+    """
     message_ids = [outcome.message_id for outcome in outcomes]
     await lock_broadcasts(connection, message_ids)
     await connection.execute(
@@ -296,5 +286,22 @@ async def record_outcomes(
     )
     if blocked_user_ids:
         await connection.execute(MARK_BLOCKED, {"user_ids": sorted(set(blocked_user_ids))})
+    await _record_uploads(connection, outcomes, owner=owner)
     finished = await connection.execute(FINISH_SENT_BROADCASTS, {"ids": sorted(set(message_ids))})
     return [row.id for row in finished]
+
+
+async def _record_uploads(
+    connection: AsyncConnection, outcomes: Sequence[DeliveryOutcome], *, owner: str
+) -> None:
+    uploads = [o for o in outcomes if o.uploaded]
+    if not uploads:
+        return
+    known = await contents.remember_file_ids(
+        connection,
+        [contents.UploadedFiles(o.message_id, o.file_ids) for o in uploads if o.file_ids],
+    )
+    await contents.release_upload_leases(connection, [o.message_id for o in uploads], owner=owner)
+    for message_id in known:
+        # Workers waiting for the file_ids may now send to everyone else.
+        await send_signal(connection, SignalKind.work, message_id)

@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursedesk.broadcasts.audiences import Audience
+from coursedesk.broadcasts.composition import NO_CONTENT, ContentRequest
 from coursedesk.broadcasts.models import SendRequestKey
 from coursedesk.broadcasts.service import CreatedBroadcast, create_broadcast
 from coursedesk.errors import Conflict, InvalidInput
@@ -49,15 +50,23 @@ def checked_key(key: str) -> str:
 
 
 def request_hash(
-    text: str, audience: Audience, parse_mode: str | None, scheduled_at: datetime | None
+    text: str,
+    audience: Audience,
+    parse_mode: str | None,
+    scheduled_at: datetime | None,
+    content: ContentRequest = NO_CONTENT,
 ) -> str:
-    """The request in canonical JSON, hashed: equal for the same request, however spelt."""
+    """The request in canonical JSON, hashed: equal for the same request, however spelt.
+
+    The content's fields count only when given, so a request of text alone hashes as it
+    did before they existed, and its key still answers it.
+    """
     canonical = {
         "text": text,
         "audience": audience.model_dump(mode="json"),
         "parse_mode": parse_mode,
         "scheduled_at": None if scheduled_at is None else scheduled_at.astimezone(UTC).isoformat(),
-    }
+    } | content.canonical()
     encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(encoded.encode()).hexdigest()
 
@@ -189,6 +198,7 @@ async def create_broadcast_once(
     actor: str,
     parse_mode: str | None = None,
     scheduled_at: datetime | None = None,
+    content: ContentRequest = NO_CONTENT,
 ) -> SentOnce:
     """create_broadcast, once per key: a request sent again gets the first one's answer
     and queues nothing (KeyReused if it is another request)."""
@@ -202,6 +212,7 @@ async def create_broadcast_once(
         actor=actor,
         parse_mode=parse_mode,
         scheduled_at=scheduled_at,
+        content=content,
     )
     await record(
         session,

@@ -11,6 +11,8 @@ from coursedesk.broadcasts.deletions import DeletionOutcome
 from coursedesk.broadcasts.deliveries import DeliveryOutcome
 from coursedesk.telegram.client import (
     MAX_SEND_ATTEMPTS,
+    AlbumDelivered,
+    AlbumResult,
     Blocked,
     Deleted,
     DeleteResult,
@@ -54,23 +56,44 @@ def default_backoff(attempt: int) -> float:
 
 
 def delivery_outcome(
-    job: Job, result: SendResult, backoff: Backoff = default_backoff
+    job: Job,
+    result: SendResult | AlbumResult,
+    backoff: Backoff = default_backoff,
+    *,
+    uploaded: bool = False,
 ) -> DeliveryOutcome:
-    """What to record for a send that Telegram answered (RetryAfter is never recorded)."""
+    """What to record for a send that Telegram answered (RetryAfter is never recorded).
+
+    `uploaded`: the send carried the broadcast's files, whose file_ids a delivery answers.
+    """
     if isinstance(result, RetryAfter):
         raise ValueError("a 429 is waited out, not recorded")
     attempts = job.attempts + 1
-    if isinstance(result, Delivered):
+    if isinstance(result, Delivered | AlbumDelivered):
+        file_ids = result.file_ids if isinstance(result, AlbumDelivered) else (result.file_id,)
         return DeliveryOutcome(
-            job.recipient_id, job.message_id, "sent", attempts, result.message_id
+            job.recipient_id,
+            job.message_id,
+            "sent",
+            attempts,
+            result.message_id,
+            uploaded=uploaded,
+            file_ids=file_ids if uploaded else (),
         )
     if isinstance(result, Blocked | PermanentFailure):
         return DeliveryOutcome(
-            job.recipient_id, job.message_id, "failed", attempts, error=result.description
+            job.recipient_id,
+            job.message_id,
+            "failed",
+            attempts,
+            error=result.description,
+            uploaded=uploaded,
         )
     if attempts >= MAX_SEND_ATTEMPTS:
         error = f"{result.description} (after {attempts} tries)"
-        return DeliveryOutcome(job.recipient_id, job.message_id, "failed", attempts, error=error)
+        return DeliveryOutcome(
+            job.recipient_id, job.message_id, "failed", attempts, error=error, uploaded=uploaded
+        )
     return DeliveryOutcome(
         job.recipient_id,
         job.message_id,
@@ -78,6 +101,7 @@ def delivery_outcome(
         attempts,
         error=result.description,
         retry_in=backoff(attempts),
+        uploaded=uploaded,
     )
 
 

@@ -21,15 +21,19 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import BYTEA, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from coursedesk.db.base import Base
 
 MessageStatus = Literal["scheduled", "sending", "sent", "cancelled"]
 DeliveryStatus = Literal["pending", "sent", "failed", "cancelled", "deleted"]
+MediaKind = Literal["photo", "video", "animation", "document"]
 MESSAGE_STATUSES: tuple[str, ...] = get_args(MessageStatus)
 DELIVERY_STATUSES: tuple[str, ...] = get_args(DeliveryStatus)
+MEDIA_KINDS: tuple[str, ...] = get_args(MediaKind)
+MAX_MEDIA_BYTES = 50 * 1024 * 1024
+"""Telegram's limit on a file a bot uploads (a photo's is 10 MB, broadcasts/sniffing.py)."""
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -79,6 +83,10 @@ class MessageHistory(Base):
     """While deleting: the lowest user_id not yet queued for deletion; NULL once all are."""
     delete_refused: Mapped[int] = mapped_column(Integer, server_default="0")
     """Delivered messages Telegram would not delete (too old, chat gone)."""
+    media_upload_owner: Mapped[str | None] = mapped_column(Text)
+    """The worker uploading the broadcast's media to Telegram while no file_id is known
+    (broadcasts/contents.py): the others send nothing of it meanwhile."""
+    media_upload_expires_at: Mapped[datetime | None]
 
 
 class MessageRecipient(Base):
@@ -177,3 +185,64 @@ class SendRequestKey(Base):
     status_code: Mapped[int | None] = mapped_column(SmallInteger)
     answer: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class MediaFile(Base):
+    """A file staff uploaded to send with broadcasts; its bytes are in media_chunks."""
+
+    __tablename__ = "media_files"
+    __table_args__ = (
+        CheckConstraint(_in("kind", MEDIA_KINDS), name="kind_known"),
+        CheckConstraint(f"size BETWEEN 0 AND {MAX_MEDIA_BYTES}", name="size_in_range"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(Text)
+    """What its content is (photo, video, animation, document), from its first bytes."""
+    filename: Mapped[str] = mapped_column(Text)
+    mime_type: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class MediaChunk(Base):
+    """One slice of a media file's bytes, in order of `seq` (broadcasts/media.py).
+
+    Slices, not one value: a file is written as it streams in and read back a slice at a
+    time, so neither side holds more than a slice of it beyond the file itself. Stored
+    uncompressed (migration 0011): photos and videos are compressed already.
+    """
+
+    __tablename__ = "media_chunks"
+
+    media_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("media_files.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(BYTEA)
+
+
+class BroadcastMedia(Base):
+    """A file a broadcast sends, in its place in the album, and the file_id that sends it.
+
+    file_id is written in the transaction that records the first delivery that uploaded
+    the file; every later send uses it (broadcasts/contents.py).
+    """
+
+    __tablename__ = "broadcast_media"
+    __table_args__ = (
+        CheckConstraint(_in("kind", MEDIA_KINDS), name="kind_known"),
+        CheckConstraint("position BETWEEN 0 AND 9", name="position_in_album"),
+        Index("ix_broadcast_media_media_id", "media_id"),
+    )
+
+    message_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("message_history.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    media_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("media_files.id"))
+    kind: Mapped[str] = mapped_column(Text)
+    """What it is sent as: the file's kind, or one it may also go as (a video as a document)."""
+    file_id: Mapped[str | None] = mapped_column(Text)

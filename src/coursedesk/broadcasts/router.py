@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from coursedesk.analytics.export import csv_response
 from coursedesk.broadcasts import service
 from coursedesk.broadcasts.audiences import count_recipients
+from coursedesk.broadcasts.composition import media_of
 from coursedesk.broadcasts.idempotency import (
     MAX_KEY_LENGTH,
     KeyedRequest,
@@ -35,6 +36,7 @@ from coursedesk.broadcasts.schemas import (
     RecipientType,
     SendAnswer,
     SendRequest,
+    SentMediaItem,
     TestSendAnswer,
     TestSendRequest,
 )
@@ -80,7 +82,10 @@ IdempotencyKey = Annotated[
         "repeated ids count once, listed ids that are no user come back in "
         "`invalid_user_ids`. `scheduled_at` needs a UTC offset; up to a minute in the past "
         "means now. The text is checked against Telegram's rules for `parse_mode` (HTML or "
-        "MarkdownV2) before anything is queued. With `dry_run` the body is refused just as "
+        "MarkdownV2) before anything is queued. `media` (files from POST /api/media) sends "
+        "one file with the text as its caption, or 2 to 10 photos and videos as an album; "
+        "each file is uploaded to Telegram once, and sent by file_id to everyone else. "
+        "With `dry_run` the body is refused just as "
         "it would be without, else the audience is counted (200) and nothing is written. "
         "With an `Idempotency-Key`, a request sent again (a retry, a double click) is "
         "answered with the first one's broadcast, its status and body as first given, and "
@@ -109,6 +114,7 @@ async def send(
             audience=body.audience,
             parse_mode=body.parse_mode,
             scheduled_at=body.scheduled_at,
+            content=body.content(),
         )
         return JSONResponse(
             AudienceCount(
@@ -124,12 +130,13 @@ async def send(
             actor=principal.actor,
             parse_mode=body.parse_mode,
             scheduled_at=body.scheduled_at,
+            content=body.content(),
         )
         return SendAnswer(**asdict(created))
     keyed = KeyedRequest(
         principal.account,
         checked_key(idempotency_key),
-        request_hash(body.text, body.audience, body.parse_mode, body.scheduled_at),
+        request_hash(body.text, body.audience, body.parse_mode, body.scheduled_at, body.content()),
     )
     try:
         sent = await create_broadcast_once(
@@ -140,6 +147,7 @@ async def send(
             actor=principal.actor,
             parse_mode=body.parse_mode,
             scheduled_at=body.scheduled_at,
+            content=body.content(),
         )
     except KeyReused as exc:
         return error_response(409, str(exc), message_id=exc.message_id)
@@ -218,7 +226,11 @@ async def history(
 
 @router.get("/{message_id:int}", summary="One broadcast and its delivery figures")
 async def one_message(message_id: MessageId, _: Viewer, session: Session) -> MessageDetail:
-    return MessageDetail.model_validate(await service.get_message(session, message_id))
+    detail = MessageDetail.model_validate(await service.get_message(session, message_id))
+    detail.media = [
+        SentMediaItem.model_validate(item) for item in await media_of(session, message_id)
+    ]
+    return detail
 
 
 async def _csv_rows(

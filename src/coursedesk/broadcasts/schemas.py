@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field
 
 from coursedesk.broadcasts.audiences import USER_ID_MAX, Audience
-from coursedesk.broadcasts.models import DeliveryStatus, MessageStatus
+from coursedesk.broadcasts.composition import MAX_SUBMITTED_MEDIA, ContentRequest, MediaChoice
+from coursedesk.broadcasts.models import DeliveryStatus, MediaKind, MessageStatus
 
 # Markup makes the text longer than the 4096 characters a chat shows; this only stops
 # absurd bodies before the formatting rules measure what Telegram would count.
@@ -23,7 +24,13 @@ class SendRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: Annotated[str, Field(max_length=MAX_SUBMITTED_TEXT)]
+    text: Annotated[
+        str,
+        Field(
+            max_length=MAX_SUBMITTED_TEXT,
+            description='The message, or with media its caption ("" for none)',
+        ),
+    ]
     audience: Audience
     scheduled_at: AwareDatetime | None = Field(
         default=None,
@@ -31,6 +38,16 @@ class SendRequest(BaseModel):
     )
     parse_mode: str | None = Field(default=None, description="HTML, MarkdownV2 or none")
     dry_run: bool = False
+    media: Annotated[list[MediaChoice], Field(max_length=MAX_SUBMITTED_MEDIA)] = Field(
+        default=[],
+        description=(
+            "Files from POST /api/media: one is sent with the text as its caption, 2 to 10 "
+            "photos and videos as an album"
+        ),
+    )
+
+    def content(self) -> ContentRequest:
+        return ContentRequest(media=self.media)
 
 
 class SendAnswer(BaseModel):
@@ -91,8 +108,19 @@ class MessageItem(BaseModel):
         return "deleting" if self.deleted_at is None else "deleted"
 
 
+class SentMediaItem(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    media_id: int
+    kind: MediaKind
+    filename: str
+    size: int
+    uploaded: bool = Field(description="Telegram has the file: later sends go by its file_id")
+
+
 class MessageDetail(MessageItem):
     audience: dict[str, Any]
+    media: list[SentMediaItem] = []
 
 
 class MessagePage(BaseModel):

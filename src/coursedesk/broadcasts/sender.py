@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from coursedesk.broadcasts import deletions, deliveries, scheduler
+from coursedesk.broadcasts import contents, deletions, deliveries, scheduler
 from coursedesk.broadcasts.claiming import claim_work
+from coursedesk.broadcasts.contents import BroadcastContent
 from coursedesk.broadcasts.deletions import DeletionOutcome
-from coursedesk.broadcasts.deliveries import BroadcastText, DeliveryOutcome
+from coursedesk.broadcasts.deliveries import DeliveryOutcome
 from coursedesk.broadcasts.jobs import (
     Backoff,
     Job,
@@ -40,10 +41,14 @@ from coursedesk.broadcasts.jobs import (
     deletion_outcome,
     delivery_outcome,
 )
+from coursedesk.broadcasts.media import MediaMissing
+from coursedesk.broadcasts.outgoing import files_to_send, send_content
 from coursedesk.broadcasts.pacer import Pacer
 from coursedesk.telegram.client import (
+    AlbumResult,
     Blocked,
     DeleteResult,
+    PermanentFailure,
     RetryAfter,
     SendResult,
     TelegramClient,
@@ -108,7 +113,7 @@ class Sender:
         self.pacer = Pacer(engine, options.rate)
         self._queue: deque[Job] = deque()
         self._held: dict[tuple[JobKind, int], Job] = {}
-        self._texts: dict[int, BroadcastText] = {}
+        self._contents: dict[int, BroadcastContent] = {}
         self._cancelled: set[int] = set()
         self._deliveries: list[DeliveryOutcome] = []
         self._blocked_users: list[int] = []
@@ -168,17 +173,25 @@ class Sender:
                 log.info("broadcast %s is %s", started.message_id, started.status)
             return await scheduler.seconds_to_next_due(connection)
 
+    def _sends_held(self) -> set[int]:
+        """The broadcasts this worker holds sends of (queued, on their way or unrecorded)."""
+        return {job.message_id for job in self._held.values() if job.kind is JobKind.send}
+
     async def _claim(self, wanted: int) -> None:
         work = await claim_work(
             self._engine,
             owner=self.options.owner,
             lease=self.options.lease_seconds,
             wanted=wanted,
+            holding=self._sends_held(),
         )
+        held = self._sends_held()
+        # A broadcast with sends still held keeps the content they were claimed with: the
+        # send that uploads its files must carry them, whatever another worker did since.
+        self._contents = {key: sent for key, sent in self._contents.items() if key in held}
         self._enqueue(work.jobs)
-        held = {job.message_id for job in self._held.values() if job.kind is JobKind.send}
-        self._texts = {key: text for key, text in self._texts.items() if key in held}
-        self._texts.update((broadcast.message_id, broadcast) for broadcast in work.broadcasts)
+        for broadcast in work.broadcasts:
+            self._contents.setdefault(broadcast.message_id, broadcast)
         # Kept while any job of the broadcast is held: a cancel can land between a claim
         # and its jobs reaching the queue.
         self._cancelled &= held
@@ -272,20 +285,24 @@ class Sender:
             self._flush_now.set()
 
     async def _send(self, job: Job) -> RetryAfter | None:
-        broadcast = self._texts[job.message_id]
-        result: SendResult
+        content = self._contents[job.message_id]
+        uploads = content.awaits_upload
+        result: SendResult | AlbumResult
         try:
-            result = await self._client.send_message(
-                job.chat_id, broadcast.text, broadcast.parse_mode
-            )
+            files = await files_to_send(self._engine, content)
+            result = await send_content(self._client, job.chat_id, content, files)
         except TelegramConfigError:
             raise
+        except MediaMissing as exc:
+            result = PermanentFailure(f"not sent: {exc}")
         except Exception as exc:  # a bug must cost one message a retry, not the worker
             log.exception("unexpected error sending to chat %s", job.chat_id)
             result = TransientFailure(f"unexpected error: {exc}")
         if isinstance(result, RetryAfter):
             return result
-        self._deliveries.append(delivery_outcome(job, result, self.options.backoff))
+        self._deliveries.append(
+            delivery_outcome(job, result, self.options.backoff, uploaded=uploads)
+        )
         if isinstance(result, Blocked):
             self._blocked_users.append(job.chat_id)
         return None
@@ -326,6 +343,9 @@ class Sender:
                         connection, sent, blocked, owner=self.options.owner
                     )
                 self._recorded(JobKind.send, (o.recipient_id for o in sent))
+                if any(o.uploaded for o in sent):
+                    # The file_ids are known now: the rest of the broadcast can be claimed.
+                    self.wake()
                 sent, blocked = [], []
                 for message_id in finished:
                     log.info("broadcast %s is sent: no recipient is pending", message_id)
@@ -367,6 +387,15 @@ class Sender:
                     connection, ids, owner=self.options.owner, lease=self.options.lease_seconds
                 )
             kept.update((kind, recipient_id) for recipient_id in renewed)
+        uploading = [m for m in self._sends_held() if self._uploads(m)]
+        if uploading:
+            async with self._engine.begin() as connection:
+                await contents.renew_upload_leases(
+                    connection,
+                    uploading,
+                    owner=self.options.owner,
+                    lease=self.options.lease_seconds,
+                )
         # Jobs claimed while the renewal ran were not asked about, and are surely ours.
         lost = [job for job in self._queue if job.key in asked and job.key not in kept]
         if lost:
@@ -432,8 +461,14 @@ class Sender:
             self.pacer.missed,
         )
 
+    def _uploads(self, message_id: int) -> bool:
+        content = self._contents.get(message_id)
+        return content is not None and content.awaits_upload
+
     async def _release_queued(self) -> None:
         queued, self._queue = list(self._queue), deque()
+        async with self._engine.begin() as connection:
+            await contents.release_upload_leases(connection, None, owner=self.options.owner)
         for kind, module in ((JobKind.send, deliveries), (JobKind.delete, deletions)):
             ids = [job.recipient_id for job in queued if job.kind is kind]
             if ids:

@@ -15,7 +15,7 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursedesk.audit.service import record
-from coursedesk.broadcasts import deliveries
+from coursedesk.broadcasts import composition, deliveries
 from coursedesk.broadcasts.audiences import (
     Audience,
     allow_long_statement,
@@ -25,6 +25,7 @@ from coursedesk.broadcasts.audiences import (
     recipient_type_of,
     unknown_user_ids,
 )
+from coursedesk.broadcasts.composition import NO_CONTENT, CheckedContent, ContentRequest
 from coursedesk.broadcasts.deletions import CURSOR_START
 from coursedesk.broadcasts.models import (
     DeliveryStatus,
@@ -34,7 +35,12 @@ from coursedesk.broadcasts.models import (
 )
 from coursedesk.broadcasts.signals import SignalKind, send_signal
 from coursedesk.errors import Conflict, InvalidInput, NotFound
-from coursedesk.telegram.formatting import FormattingError, normalize_parse_mode, validate_text
+from coursedesk.telegram.formatting import (
+    FormattingError,
+    normalize_parse_mode,
+    validate_caption,
+    validate_text,
+)
 
 SCHEDULE_GRACE = timedelta(minutes=1)
 """A scheduled_at this little in the past is taken as "now" (clocks and typing differ)."""
@@ -53,10 +59,14 @@ def checked_parse_mode(parse_mode: str | None) -> str | None:
     return mode
 
 
-def checked_text(text: str, parse_mode: str | None) -> None:
-    """Refuse what Telegram would refuse (bad markup, empty, over 4096 characters)."""
+def checked_text(text: str, parse_mode: str | None, *, caption: bool = False) -> None:
+    """Refuse what Telegram would refuse: bad markup, and for a message an empty text or
+    over 4096 characters, for a caption (the text of a media message) over 1024."""
     try:
-        validate_text(text, parse_mode)
+        if caption:
+            validate_caption(text, parse_mode)
+        else:
+            validate_text(text, parse_mode)
     except FormattingError as exc:
         raise InvalidInput(f"text: {exc}") from None
 
@@ -97,6 +107,7 @@ class _CheckedMessage:
     parse_mode: str | None
     now: datetime
     send_at: datetime | None
+    content: CheckedContent
 
 
 async def database_now(session: AsyncSession) -> datetime:
@@ -105,13 +116,19 @@ async def database_now(session: AsyncSession) -> datetime:
 
 
 async def _checked_message(
-    session: AsyncSession, text: str, parse_mode: str | None, scheduled_at: datetime | None
+    session: AsyncSession,
+    text: str,
+    parse_mode: str | None,
+    scheduled_at: datetime | None,
+    content: ContentRequest,
 ) -> _CheckedMessage:
-    """The parse mode, text and time of a broadcast, refused as InvalidInput if wrong."""
+    """The parse mode, text, content and time of a broadcast, refused as InvalidInput if
+    wrong."""
     mode = checked_parse_mode(parse_mode)
-    checked_text(text, mode)
+    checked = await composition.check_content(session, content)
+    checked_text(text, mode, caption=checked.has_caption)
     now = await database_now(session)
-    return _CheckedMessage(mode, now, checked_schedule(scheduled_at, now))
+    return _CheckedMessage(mode, now, checked_schedule(scheduled_at, now), checked)
 
 
 def _nobody_would_receive(invalid_user_ids: Sequence[int]) -> InvalidInput:
@@ -126,10 +143,11 @@ async def check_broadcast(
     audience: Audience,
     parse_mode: str | None = None,
     scheduled_at: datetime | None = None,
+    content: ContentRequest = NO_CONTENT,
 ) -> CheckedBroadcast:
     """A dry run of create_broadcast: what it would refuse is refused with the same
     message, then the audience is counted; nothing is written."""
-    checked = await _checked_message(session, text, parse_mode, scheduled_at)
+    checked = await _checked_message(session, text, parse_mode, scheduled_at, content)
     counted = await count_recipients(session, audience)
     if counted.total_recipients == 0:
         raise _nobody_would_receive(counted.invalid_user_ids)
@@ -146,12 +164,14 @@ async def create_broadcast(
     actor: str,
     parse_mode: str | None = None,
     scheduled_at: datetime | None = None,
+    content: ContentRequest = NO_CONTENT,
 ) -> CreatedBroadcast:
-    """Queue a broadcast: the message row, its recipients resolved in one INSERT … SELECT.
+    """Queue a broadcast: the message row, its content, its recipients resolved in one
+    INSERT … SELECT.
 
     An audience with nobody in it is refused (InvalidInput) and nothing is kept.
     """
-    checked = await _checked_message(session, text, parse_mode, scheduled_at)
+    checked = await _checked_message(session, text, parse_mode, scheduled_at, content)
     message = MessageHistory(
         message_text=text,
         parse_mode=checked.parse_mode,
@@ -164,6 +184,7 @@ async def create_broadcast(
     )
     session.add(message)
     await session.flush()
+    await composition.store_content(session, message.id, checked.content)
     await insert_recipients(session, message.id, audience)
     invalid = await unknown_user_ids(session, audience)
     await session.refresh(message)
@@ -175,7 +196,7 @@ async def create_broadcast(
         "broadcast.create",
         "message",
         message.id,
-        after=_audited(message),
+        after=_audited(message) | composition.audited(checked.content),
         details={"invalid_user_ids": invalid[:100], "invalid_count": len(invalid)},
     )
     await send_signal(session, SignalKind.work, message.id)

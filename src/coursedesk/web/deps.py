@@ -138,8 +138,10 @@ async def _csrf_token_sent(request: Request) -> str | None:
     header = request.headers.get(CSRF_HEADER)
     if header:
         return header
+    # A multipart body is not parsed for it: that would read a whole upload before the
+    # route streams it (web/uploads.py). Uploads carry the token in the header.
     content_type = request.headers.get("content-type", "")
-    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+    if content_type.startswith("application/x-www-form-urlencoded"):
         form = await request.form()
         value = form.get(CSRF_FORM_FIELD)
         return value if isinstance(value, str) else None

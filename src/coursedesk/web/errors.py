@@ -12,7 +12,14 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coursedesk.db.retry import is_lost_race
-from coursedesk.errors import Conflict, DatabaseUnavailable, InvalidInput, NotFound
+from coursedesk.errors import (
+    Conflict,
+    DatabaseUnavailable,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    UnsupportedType,
+)
 from coursedesk.web.retry import LostRace
 
 log = logging.getLogger(__name__)
@@ -79,6 +86,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Conflict)
     async def conflict(request: Request, exc: Conflict) -> JSONResponse:
         return error_response(409, str(exc), **exc.details)
+
+    @app.exception_handler(TooLarge)
+    async def too_large(request: Request, exc: TooLarge) -> JSONResponse:
+        return error_response(413, str(exc))
+
+    @app.exception_handler(UnsupportedType)
+    async def unsupported_type(request: Request, exc: UnsupportedType) -> JSONResponse:
+        return error_response(415, str(exc))
 
     @app.exception_handler(DatabaseUnavailable)
     @app.exception_handler(DBAPIError)

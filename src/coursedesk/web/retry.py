@@ -4,7 +4,9 @@ The error handler turns a deadlock or serialization failure into `LostRace`
 (web/errors.py); this middleware, outside the handlers and before any byte of the
 answer is sent, runs the whole request again with the same body: its unit of work
 rolled back, so nothing was written. Only after `ATTEMPTS` lost races does the caller
-see a 503. A body too large to keep (an upload) is not kept, and its request not retried.
+see a 503. A body too large to keep (an upload) is not kept, and its request not retried:
+one declared larger is passed on untouched, and one sent without a length (chunked) is
+read only up to the limit, then passed on, what was read first and the rest as it comes.
 """
 
 from __future__ import annotations
@@ -36,7 +38,10 @@ class RetryLostRaces:
         if scope["type"] != "http" or _declared_length(scope) > MAX_REPLAYED_BODY:
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive)
+        body, complete = await _read_body(receive)
+        if not complete:
+            await self.app(scope, _replay(body, receive, more_body=True), send)
+            return
         for attempt in range(1, self.attempts + 1):
             started = False
 
@@ -71,26 +76,32 @@ def _declared_length(scope: Scope) -> int:
     return 0
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+    """The body, or its first MAX_REPLAYED_BODY bytes or more; whether it is all there."""
     chunks = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
             break
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
         if not message.get("more_body", False):
             break
-    return b"".join(chunks)
+        if size > MAX_REPLAYED_BODY:
+            return b"".join(chunks), False
+    return b"".join(chunks), True
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def _replay(body: bytes, receive: Receive, *, more_body: bool = False) -> Receive:
     sent = False
 
     async def replay() -> Message:
         nonlocal sent
         if not sent:
             sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": more_body}
         return await receive()
 
     return replay

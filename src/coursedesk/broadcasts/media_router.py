@@ -1,0 +1,98 @@
+"""`POST /api/media`: a photo, video, animation or document to send with broadcasts
+(docs/reference.md §5.7)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from coursedesk.audit.service import record
+from coursedesk.broadcasts.media import MediaWriter
+from coursedesk.broadcasts.models import MAX_MEDIA_BYTES, MediaKind
+from coursedesk.web.deps import Operator, Session
+from coursedesk.web.uploads import ChunkWriter, FilePartStart, read_file_part
+
+router = APIRouter(prefix="/api/media", tags=["broadcasts"])
+
+FILE_FIELD = "file"
+MULTIPART_ALLOWANCE = 64 * 1024
+"""What a multipart body may hold beside the file: its boundaries, headers, a field or two."""
+
+
+class MediaAnswer(BaseModel):
+    media_id: int
+    kind: MediaKind
+    filename: str
+    size: int
+    mime_type: str
+
+
+_UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": [FILE_FIELD],
+                "properties": {FILE_FIELD: {"type": "string", "format": "binary"}},
+            }
+        }
+    },
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Upload a file to send with broadcasts (operator)",
+    description=(
+        "multipart/form-data with one file in the field `file`. Its `kind` is read from its "
+        "first bytes: JPEG, PNG and WebP are photos, MP4 and QuickTime videos, GIF "
+        "animations, anything else a document. Photos may be at most 10 MB, other files "
+        "50 MB (Telegram's limits for a bot's uploads). A session-cookie caller sends its "
+        "CSRF token in the `X-CSRF-Token` header. Send it with `media` in "
+        "`POST /api/messages/send`."
+    ),
+    openapi_extra={"requestBody": _UPLOAD_BODY},
+    responses={
+        413: {"description": "The file is over Telegram's limit for its kind"},
+        415: {"description": "The body is not multipart/form-data"},
+    },
+)
+async def upload_media(request: Request, principal: Operator, session: Session) -> MediaAnswer:
+    writer: MediaWriter | None = None
+
+    async def open_sink(part: FilePartStart) -> ChunkWriter:
+        nonlocal writer
+        writer = MediaWriter(
+            session,
+            filename=part.filename,
+            declared_type=part.content_type,
+            actor=principal.actor,
+        )
+        return writer.write
+
+    limit = MAX_MEDIA_BYTES + MULTIPART_ALLOWANCE
+    await read_file_part(request, field=FILE_FIELD, max_body=limit, open_sink=open_sink)
+    assert writer is not None, "read_file_part refuses a body without the file"
+    stored = await writer.finish()
+    await record(
+        session,
+        principal.actor,
+        "media.upload",
+        "media",
+        stored.media_id,
+        after={
+            "kind": stored.kind,
+            "filename": stored.filename,
+            "mime_type": stored.mime_type,
+            "size": stored.size,
+        },
+    )
+    return MediaAnswer(
+        media_id=stored.media_id,
+        kind=stored.kind,
+        filename=stored.filename,
+        size=stored.size,
+        mime_type=stored.mime_type,
+    )

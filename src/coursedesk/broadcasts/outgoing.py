@@ -1,0 +1,57 @@
+"""One recipient's send: the broadcast's content as the one Bot API call that carries it.
+
+Text alone goes with sendMessage; one file with the method of its kind, the text as its
+caption; two to ten photos and videos with sendMediaGroup, the caption on the first.
+Files go by file_id once Telegram gave one, else as their bytes, read from the database
+(broadcasts/media.py) only for that send.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from coursedesk.broadcasts.contents import BroadcastContent, OutgoingMedia
+from coursedesk.broadcasts.media import read_media
+from coursedesk.telegram.client import (
+    AlbumItem,
+    AlbumResult,
+    FileRef,
+    SendResult,
+    TelegramClient,
+    Upload,
+)
+
+
+async def files_to_send(engine: AsyncEngine, content: BroadcastContent) -> list[FileRef]:
+    """Each file of the broadcast: its file_id, or its bytes when it has none yet."""
+    files: list[FileRef] = []
+    for item in content.media:
+        files.append(item.file_id if item.file_id is not None else await _upload(engine, item))
+    return files
+
+
+async def _upload(engine: AsyncEngine, item: OutgoingMedia) -> Upload:
+    async with engine.connect() as connection:
+        data = await read_media(connection, item.media_id, item.size)
+    return Upload(data, item.filename, item.mime_type)
+
+
+async def send_content(
+    client: TelegramClient,
+    chat_id: int,
+    content: BroadcastContent,
+    files: list[FileRef],
+) -> SendResult | AlbumResult:
+    """Send the broadcast to one chat as one call; `files` as files_to_send answers them."""
+    if not content.media:
+        return await client.send_message(chat_id, content.text, content.parse_mode)
+    caption = content.text or None
+    if len(content.media) == 1:
+        return await client.send_media(
+            chat_id, content.media[0].kind, files[0], caption, content.parse_mode
+        )
+    items = [
+        AlbumItem("photo" if item.kind == "photo" else "video", file)
+        for item, file in zip(content.media, files, strict=True)
+    ]
+    return await client.send_media_group(chat_id, items, caption, content.parse_mode)
