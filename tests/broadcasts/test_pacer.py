@@ -1,14 +1,18 @@
-"""The shared pacer on its own: grants sized to the work waiting, even spacing, interruption."""
+"""The shared pacer on its own: grants sized to the work waiting, even spacing, interruption,
+bounded pauses."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
+import pytest
 from broadcast_helpers import scalar
 from sqlalchemy import Engine
 
-from coursedesk.broadcasts.pacer import Pacer
+from coursedesk.broadcasts.pacer import MAX_PAUSE_SECONDS, Pacer
+from coursedesk.broadcasts.signals import parse_signal
 from coursedesk.db.engine import Database
 
 
@@ -57,4 +61,40 @@ async def test_interrupting_ends_a_wait_at_once(database: Database) -> None:
     pacer.interrupt()
 
     assert await asyncio.wait_for(waiting, 1) is False
+    await pacer.close()
+
+
+@pytest.mark.parametrize(
+    ("payload", "longest"),
+    [
+        # Any session may notify the channel: `SELECT pg_notify('coursedesk_broadcasts',
+        # 'paused:1e12')` from a script must not stop sending for ages.
+        ("paused:1e12", MAX_PAUSE_SECONDS),
+        ("paused:inf", 0.0),
+        ("paused:nan", 0.0),
+        ("paused:-inf", 0.0),
+        ("paused:-1e12", 0.0),
+    ],
+)
+async def test_an_announced_pause_is_bounded(
+    database: Database, payload: str, longest: float
+) -> None:
+    pacer = Pacer(database.primary, rate=10, grant_size=1)
+    assert await pacer.wait_for_slot(demand=1)
+    signal = parse_signal(payload)
+    assert signal is not None
+
+    pacer.learn_pause(signal.value)
+
+    assert longest - 5 <= pacer.paused_for <= longest
+    assert math.isfinite(pacer.paused_for)
+    await pacer.close()
+
+
+async def test_a_pause_asked_for_is_bounded(database: Database) -> None:
+    pacer = Pacer(database.primary, rate=10, grant_size=1)
+
+    await pacer.pause(1e12)
+
+    assert MAX_PAUSE_SECONDS - 5 <= pacer.paused_for <= MAX_PAUSE_SECONDS
     await pacer.close()

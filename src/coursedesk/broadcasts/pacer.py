@@ -33,6 +33,9 @@ LATE_TOLERANCE_SECONDS = 0.010
 GRANT_HORIZON_SECONDS = 0.1
 """Each grant covers about this much sending time: a round trip per tenth of a second."""
 MAX_GRANT = 256
+MAX_PAUSE_SECONDS = 3600.0
+"""The longest pause a worker keeps: Telegram's retry_after asks for seconds to minutes,
+and anyone who may notify the channel could announce any end."""
 
 TAKE_SLOTS = text(
     """
@@ -102,14 +105,23 @@ class Pacer:
     def learn_pause(self, database_epoch: float) -> None:
         """Another worker recorded a pause ending at this time of the database's clock.
 
+        A pause is kept for at most MAX_PAUSE_SECONDS from now, and an end that is no
+        number is ignored: the notification may come from any session of the database.
+
         Before its first grant this process cannot place the database's clock; it need
         not, because every grant starts after the pause recorded in the shared row.
         """
-        if self._database_offset is not None:
-            self._paused_until = max(self._paused_until, self._to_local(database_epoch))
+        if self._database_offset is None or not math.isfinite(database_epoch):
+            return
+        until = min(self._to_local(database_epoch), self._now() + MAX_PAUSE_SECONDS)
+        self._paused_until = max(self._paused_until, until)
 
     async def pause(self, seconds: float) -> None:
-        """Pause every worker for `seconds`: recorded in the shared row, then announced."""
+        """Pause every worker for `seconds` (at most MAX_PAUSE_SECONDS): recorded in the
+        shared row, then announced."""
+        if not math.isfinite(seconds) or seconds <= 0:
+            return
+        seconds = min(seconds, MAX_PAUSE_SECONDS)
         self._paused_until = max(self._paused_until, self._now() + seconds)
         async with self._engine.begin() as connection:
             row = (await connection.execute(PAUSE_SENDING, {"seconds": seconds})).one()
