@@ -35,6 +35,8 @@ ReplicaState = Literal["unknown", "ok", "lagging", "down"]
 PROBE_SECONDS = 1.0
 # A probe that takes longer than this is a replica that does not answer.
 PROBE_TIMEOUT_SECONDS = 3.0
+# A measurement older than this routes nothing to the replica.
+MEASUREMENT_LIFETIME_SECONDS = 2 * PROBE_SECONDS + 0.5
 
 # The flushed position: WAL is streamed to standbys only once flushed, so a standby that
 # has replayed up to it has everything the primary could have sent.
@@ -53,22 +55,17 @@ def lsn_value(lsn: str) -> int:
 
 @dataclass(frozen=True)
 class ReplicaStatus:
-    """The last measurement: the replica's state, its lag, and where reads go."""
+    """The last measurement: the replica's state and its lag."""
 
     state: ReplicaState = "unknown"
     lag_seconds: float | None = None
     measured_at: float | None = None  # time.time() of the probe
     error: str | None = None
 
-    @property
-    def reads(self) -> Literal["replica", "primary"]:
-        return "replica" if self.state == "ok" else "primary"
-
     def as_dict(self) -> dict[str, object]:
         return {
             "state": self.state,
             "lag_seconds": None if self.lag_seconds is None else round(self.lag_seconds, 3),
-            "reads": self.reads,
             "error": self.error,
         }
 
@@ -84,7 +81,15 @@ class ReplicaRouter:
 
     @property
     def use_replica(self) -> bool:
-        return self.status.state == "ok"
+        """Whether reads may go to the replica: its last measurement found it keeping up,
+        and is recent (a probe that hangs on an unanswering replica does not keep an old
+        "ok" alive)."""
+        measured_at = self.status.measured_at
+        return (
+            self.status.state == "ok"
+            and measured_at is not None
+            and time.time() - measured_at <= MEASUREMENT_LIFETIME_SECONDS
+        )
 
     async def measure_lag(self) -> float | None:
         """Seconds the replica's replay trails the primary: 0 when it has replayed all the

@@ -251,7 +251,7 @@ class LiveFigures(Collector):
         yield GaugeMetricFamily(
             "coursedesk_replica_reads_from_replica",
             "1 while reads that promise fresh figures go to the replica, 0 while to the primary",
-            value=int(status.reads == "replica"),
+            value=int(router.use_replica),
         )
         if status.lag_seconds is not None:
             yield GaugeMetricFamily(

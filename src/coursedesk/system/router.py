@@ -54,8 +54,11 @@ def replica_body(database: Database) -> dict[str, Any] | None:
     if database.replica is None or database.router is None:
         return None
     url = database.replica.url
-    return {"name": f"{url.host}:{url.port or 5432}/{url.database}"} | (
-        database.router.status.as_dict()
+    router = database.router
+    return (
+        {"name": f"{url.host}:{url.port or 5432}/{url.database}"}
+        | router.status.as_dict()
+        | {"reads": "replica" if router.use_replica else "primary"}
     )
 
 
