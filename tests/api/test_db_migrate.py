@@ -15,7 +15,7 @@ from db_migrate_calls import migrate_body as _migrate
 from sqlalchemy import Engine, inspect, text
 
 from coursedesk.db.engine import Database
-from coursedesk.system.sql_script import split_statements
+from coursedesk.system.sql_script import Statement, split_statements
 
 CREATE_AND_FILL = """
 CREATE TABLE scripts.lesson_rooms (id int PRIMARY KEY, name text NOT NULL);
@@ -192,6 +192,66 @@ async def test_a_script_that_ends_its_transaction_fails(
     assert entry.details["error"] == response.json()["error"]
 
 
+def _booking(sync_engine: Engine) -> int:
+    with sync_engine.begin() as connection:
+        booking = connection.scalar(
+            text("INSERT INTO bookings (user_id, confirmed) VALUES (5, 1) RETURNING id")
+        )
+    return int(booking)
+
+
+def _confirmed(sync_engine: Engine, booking: int) -> Any:
+    with sync_engine.connect() as connection:
+        return connection.scalar(
+            text("SELECT confirmed FROM bookings WHERE id = :i"), {"i": booking}
+        )
+
+
+@pytest.mark.parametrize(
+    "disguised_commit",
+    [
+        "CREATE DOMAIN scripts.\"\u00a0e\" AS text; SELECT scripts.\u00a0e'\\'; COMMIT; SELECT 'x'",
+        "SELECT 1; -- note\rCOMMIT; SELECT 2",
+    ],
+)
+async def test_a_dry_run_cannot_be_made_to_commit(
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    sync_engine: Engine,
+    disguised_commit: str,
+) -> None:
+    booking = _booking(sync_engine)
+    sql = f"UPDATE bookings SET confirmed = 2 WHERE id = {booking}; {disguised_commit}"
+    response = await client.post(
+        "/api/db-migrate", json=_migrate(sql, dry_run=True), headers=admin_headers
+    )
+    assert response.status_code == 400, response.text
+    assert _confirmed(sync_engine, booking) == 1
+
+
+async def test_statements_are_sent_one_by_one_so_a_missed_commit_fails(
+    monkeypatch: pytest.MonkeyPatch,
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    sync_engine: Engine,
+) -> None:
+    # Should the splitter and the server ever disagree on where a statement ends, the
+    # server refuses a string of several commands instead of running them.
+    monkeypatch.setattr("coursedesk.system.migrate.check_script", lambda script, dry_run: None)
+    monkeypatch.setattr(
+        "coursedesk.system.sql_runner.split_statements",
+        lambda script: [Statement(script, ("update",))],
+    )
+    booking = _booking(sync_engine)
+    sql = f"UPDATE bookings SET confirmed = 2 WHERE id = {booking}; COMMIT; SELECT 1"
+    response = await client.post(
+        "/api/db-migrate", json=_migrate(sql, dry_run=True), headers=admin_headers
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "cannot insert multiple commands into a prepared statement"
+    assert _confirmed(sync_engine, booking) == 1
+
+
 async def test_source_rows_it_changes_are_audited_in_the_admins_name(
     client: httpx.AsyncClient, admin_headers: dict[str, str], sync_engine: Engine
 ) -> None:
@@ -314,6 +374,10 @@ async def test_sql_without_statements_is_400(
             "create view v as select begin atomic from (select 1 as begin) s; commit; select 1",
             ["create", "commit", "select"],
         ),
+        # A no-break space is part of a word to PostgreSQL, not a space: no E'' string here.
+        ("select scripts.\u00a0e'\\'; commit; select 'x'", ["select", "commit", "select"]),
+        # A comment ends at a carriage return as at a newline.
+        ("select 1; -- note\rcommit; select 2", ["select", "commit", "select"]),
     ],
 )
 def test_the_script_splitter_sees_statements_as_postgres_does(

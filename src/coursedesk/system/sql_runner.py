@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from psycopg.pq import ExecStatus, TransactionStatus
+from psycopg.generators import execute
+from psycopg.pq import ConnStatus, ExecStatus, TransactionStatus
 from psycopg.pq.abc import PGresult
 
 from coursedesk.errors import DatabaseUnavailable
@@ -106,62 +107,91 @@ async def _transaction_id(cursor: psycopg.AsyncCursor[Any]) -> int:
     return int(row[0])
 
 
-def _line_of(script: str, position: str | None) -> int | None:
+def _line_of(script: str, position: str | None, offset: int) -> int | None:
+    """The line of `script` holding the character at `position` (from 1) of the statement
+    that starts at `offset`."""
     if not position or not position.isdigit():
         return None
-    return script.count("\n", 0, max(0, int(position) - 1)) + 1
+    return script.count("\n", 0, max(0, offset + int(position) - 1)) + 1
 
 
-def server_failure(exc: psycopg.Error, script: str | None = None) -> ScriptFailed:
-    """The server's error as one line, with the line of `script` it points at, if given."""
+def server_failure(exc: psycopg.Error, script: str | None = None, offset: int = 0) -> ScriptFailed:
+    """The server's error as one line, with the line of `script` it points at, if given:
+    the failed statement starts at `offset` of it."""
     message = " ".join((exc.diag.message_primary or str(exc)).split())
-    line = None if script is None else _line_of(script, exc.diag.statement_position)
+    line = None if script is None else _line_of(script, exc.diag.statement_position, offset)
     return ScriptFailed(message, sqlstate=exc.sqlstate, line=line)
 
 
-def _result_of(cursor: psycopg.AsyncCursor[Any], answer: AnswerLimits) -> StatementResult:
-    rowcount = cursor.rowcount if cursor.rowcount >= 0 else None
-    result = cursor.pgresult
-    if result is None or result.status != ExecStatus.TUPLES_OK:
-        return StatementResult(cursor.statusmessage or "", rowcount)
-    encoding = cursor.connection.info.encoding
+def _result_of(result: PGresult, answer: AnswerLimits, encoding: str) -> StatementResult:
+    command = (result.command_status or b"").decode(encoding, "replace")
+    rowcount = result.command_tuples
+    if result.status != ExecStatus.TUPLES_OK:
+        return StatementResult(command, rowcount)
     columns = [
         (result.fname(column) or b"").decode(encoding, "replace")
         for column in range(result.nfields)
     ]
-    return StatementResult(
-        cursor.statusmessage or "", rowcount, columns, answer.keep(result, encoding)
-    )
+    return StatementResult(command, rowcount, columns, answer.keep(result, encoding))
+
+
+async def _execute_one(connection: psycopg.AsyncConnection[Any], statement: bytes) -> PGresult:
+    """Run one statement with the extended protocol (as PQexecParams does), which refuses
+    a string of several commands: should the splitter ever see a statement end where the
+    server does not, the server fails the script rather than run a COMMIT it holds."""
+    pgconn = connection.pgconn
+    async with connection.lock:
+        pgconn.send_query_params(statement, None)
+        results: list[PGresult] = await connection.wait(execute(pgconn))
+    if not results:
+        raise psycopg.OperationalError("the server answered no result")
+    for result in results:
+        if result.status == ExecStatus.FATAL_ERROR:
+            raise psycopg.errors.error_from_result(result, encoding=connection.info.encoding)
+    return results[-1]
+
+
+_COPY = (ExecStatus.COPY_IN, ExecStatus.COPY_OUT, ExecStatus.COPY_BOTH)
+
+
+def _failure(
+    exc: psycopg.Error, connection: psycopg.AsyncConnection[Any], script: str, start: int
+) -> Exception:
+    if connection.broken or connection.closed or connection.pgconn.status != ConnStatus.OK:
+        return DatabaseUnavailable("the database connection was lost")
+    status = connection.info.transaction_status
+    if status == TransactionStatus.ACTIVE:
+        return ScriptFailed(_COPY_WITH_CLIENT)
+    if status != TransactionStatus.INERROR:
+        return ScriptFailed(_ENDED_TRANSACTION)
+    return server_failure(exc, script, start)
 
 
 async def execute_script(
     connection: psycopg.AsyncConnection[Any], script: str, answer: AnswerLimits
 ) -> list[StatementResult]:
-    """Send the script as one simple query in the connection's transaction and collect
-    each statement's result.
+    """Send the script's statements one by one in the connection's transaction and
+    collect each one's result.
 
     Raises ScriptFailed with the server's one-line message when a statement fails, or when
     the script ended the transaction; the connection must then be closed, not reused.
     """
     results: list[StatementResult] = []
+    encoding = connection.info.encoding
+    start = 0
     try:
         async with connection.cursor() as cursor:
             transaction_id = await _transaction_id(cursor)
-            # No parameters: psycopg then uses the simple protocol, which runs many statements.
-            await cursor.execute(script.encode(connection.info.encoding))
-            while True:
-                results.append(_result_of(cursor, answer))
-                if not cursor.nextset():
-                    break
+            for statement in split_statements(script):
+                start = statement.start
+                result = await _execute_one(connection, statement.text.encode(encoding))
+                if result.status in _COPY:
+                    raise ScriptFailed(_COPY_WITH_CLIENT)
+                if connection.info.transaction_status != TransactionStatus.INTRANS:
+                    raise ScriptFailed(_ENDED_TRANSACTION)
+                results.append(_result_of(result, answer, encoding))
             if await _transaction_id(cursor) != transaction_id:
                 raise ScriptFailed(_ENDED_TRANSACTION)
     except psycopg.Error as exc:
-        if connection.broken or connection.closed:
-            raise DatabaseUnavailable("the database connection was lost") from exc
-        status = connection.info.transaction_status
-        if status == TransactionStatus.ACTIVE:
-            raise ScriptFailed(_COPY_WITH_CLIENT) from exc
-        if status != TransactionStatus.INERROR:
-            raise ScriptFailed(_ENDED_TRANSACTION) from exc
-        raise server_failure(exc, script) from exc
+        raise _failure(exc, connection, script, start) from exc
     return results

@@ -5,13 +5,21 @@ run as one transaction, where a COMMIT in the middle would make a dry run write 
 and LOCK in a dry run.
 Quotes, dollar quotes, comments and the `BEGIN ATOMIC` bodies of CREATE FUNCTION and
 CREATE PROCEDURE are understood, so semicolons and keywords inside them are not mistaken
-for statements. The lexer assumes standard_conforming_strings is on, which the runner
-enforces before sending the script.
+for statements. Whitespace is what PostgreSQL's lexer takes for it, the six ASCII
+characters, and a `--` comment ends at a newline or a carriage return. The lexer assumes
+standard_conforming_strings is on, which the runner enforces before sending the script;
+the runner sends the statements one by one with the extended protocol, so that where this
+lexer and the server's might still disagree, the server refuses a string of several
+commands rather than run them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+# Whitespace as PostgreSQL's lexer has it: only these. Other characters Python counts as
+# spaces (a no-break space, U+2028, ...) are part of words to PostgreSQL.
+WHITESPACE = " \t\n\r\f\v"
 
 _TRANSACTION_CONTROL = frozenset(
     {"abort", "begin", "commit", "end", "release", "rollback", "savepoint", "start"}
@@ -33,6 +41,8 @@ class Statement:
     text: str
     # The statement's first tokens while they are plain words, lower-cased: ("create", "table").
     leading_words: tuple[str, ...]
+    # Where `text` starts in the script.
+    start: int = 0
 
     @property
     def controls_transaction(self) -> bool:
@@ -142,8 +152,10 @@ class _Splitter:
 
     def _finish(self, end: int) -> None:
         if self.has_tokens:
-            text = self.script[self.start : end].strip()
-            self.statements.append(Statement(text, tuple(self.words[:2])))
+            text = self.script[self.start : end]
+            start = self.start + len(text) - len(text.lstrip(WHITESPACE))
+            text = text.strip(WHITESPACE)
+            self.statements.append(Statement(text, tuple(self.words[:2]), start))
         self._reset(end + 1)
 
     def split(self) -> list[Statement]:
@@ -151,11 +163,13 @@ class _Splitter:
         index = 0
         while index < len(script):
             char = script[index]
-            if char.isspace():
+            if char in WHITESPACE:
                 index += 1
             elif script.startswith("--", index):
-                newline = script.find("\n", index)
-                index = len(script) if newline < 0 else newline + 1
+                # To the end of the line, which a newline or a carriage return ends.
+                index += 2
+                while index < len(script) and script[index] not in "\n\r":
+                    index += 1
             elif script.startswith("/*", index):
                 index = _skip_block_comment(script, index)
             elif char == ";" and self.atomic_depth == 0:
