@@ -1,11 +1,12 @@
-"""What a broadcast carries besides its text: its media, checked as a request gives them
-and stored with the broadcast (docs/reference.md §5.7)."""
+"""What a broadcast carries besides its text: its media, inline buttons and options,
+checked as a request gives them and stored with the broadcast (docs/reference.md §5.7)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import insert, select
@@ -22,6 +23,18 @@ MAX_SUBMITTED_MEDIA = 100
 """Beyond this a request is malformed (422) rather than refused with a reason (400)."""
 ALBUM_KINDS: tuple[MediaKind, ...] = ("photo", "video")
 MEDIA_ID_MAX = 2**63 - 1
+MAX_BUTTON_ROWS = 8
+MAX_BUTTONS_IN_A_ROW = 4
+MAX_URL_LENGTH = 2048
+MAX_BUTTON_TEXT = 256
+CALLBACK_PREFIX = "cd:"
+"""A callback button's data goes out as `cd:<broadcast id>:<the data given>`, so that a
+press names its broadcast (telegram/webhook.py)."""
+CALLBACK_DATA_BYTES = 64
+"""Telegram's limit on a button's callback_data."""
+CALLBACK_RESERVED_BYTES = len(CALLBACK_PREFIX) + len(str(2**31 - 1)) + 1
+MAX_CALLBACK_DATA = CALLBACK_DATA_BYTES - CALLBACK_RESERVED_BYTES
+"""What is left of the 64 bytes for the data staff give a button: 50."""
 
 
 class MediaChoice(BaseModel):
@@ -39,12 +52,43 @@ class MediaChoice(BaseModel):
     )
 
 
+class Button(BaseModel):
+    """An inline button: it opens `url`, or sends the bot `callback_data` when pressed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    text: Annotated[str, Field(max_length=MAX_BUTTON_TEXT)] = ""
+    url: Annotated[str, Field(max_length=MAX_URL_LENGTH)] | None = None
+    callback_data: Annotated[str, Field(max_length=CALLBACK_DATA_BYTES)] | None = None
+
+
+class Options(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    disable_link_preview: bool = Field(
+        default=False, description="Show no preview of the text's first link"
+    )
+    protect_content: bool = Field(
+        default=False, description="The message cannot be forwarded or saved"
+    )
+    silent: bool = Field(default=False, description="Delivered without a sound")
+    pin: bool = Field(default=False, description="Pinned in each chat once delivered")
+
+
+ButtonRows = Annotated[
+    list[Annotated[list[Button], Field(max_length=MAX_SUBMITTED_MEDIA)]],
+    Field(max_length=MAX_SUBMITTED_MEDIA),
+]
+
+
 class ContentRequest(BaseModel):
     """The parts of a send request beyond text, audience and schedule."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     media: Annotated[list[MediaChoice], Field(max_length=MAX_SUBMITTED_MEDIA)] = []
+    buttons: ButtonRows = []
+    options: Options = Options()
 
     def canonical(self) -> dict[str, Any]:
         """What the request's hash covers (broadcasts/idempotency.py): the fields given."""
@@ -64,6 +108,8 @@ class CheckedContent:
     """A request's content as it will be sent."""
 
     media: tuple[ChosenMedia, ...] = ()
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    options: Options = field(default_factory=Options)
 
     @property
     def has_caption(self) -> bool:
@@ -118,7 +164,66 @@ async def check_content(session: AsyncSession, request: ContentRequest) -> Check
                     f"{item.media_id} goes as {_a(item.kind)}; send it in a broadcast of "
                     "its own"
                 )
-    return CheckedContent(media)
+    rows = tuple(tuple(row) for row in request.buttons)
+    if rows and len(media) > 1:
+        raise InvalidInput(
+            "buttons: Telegram puts no buttons under an album; send them with one file or "
+            "with text alone"
+        )
+    check_buttons(rows)
+    return CheckedContent(media, rows, request.options)
+
+
+def check_buttons(rows: Sequence[Sequence[Button]]) -> None:
+    """Refuse buttons Telegram would refuse, naming the first: at most 8 rows of 4, a
+    text on each, an http(s) link or callback data of at most 50 bytes, not both."""
+    if len(rows) > MAX_BUTTON_ROWS:
+        raise InvalidInput(f"buttons: at most {MAX_BUTTON_ROWS} rows, not {len(rows)}")
+    for row_index, row in enumerate(rows):
+        if not 1 <= len(row) <= MAX_BUTTONS_IN_A_ROW:
+            raise InvalidInput(
+                f"buttons[{row_index}]: a row holds 1 to {MAX_BUTTONS_IN_A_ROW} buttons, "
+                f"not {len(row)}"
+            )
+        for index, button in enumerate(row):
+            _check_button(f"buttons[{row_index}][{index}]", button)
+
+
+def _check_button(where: str, button: Button) -> None:
+    if not button.text.strip():
+        raise InvalidInput(f"{where}.text: every button needs a text")
+    if (button.url is None) == (button.callback_data is None):
+        raise InvalidInput(f"{where}: give a url or a callback_data, one of them")
+    if button.url is not None and not _is_web_link(button.url):
+        raise InvalidInput(f"{where}.url: an http:// or https:// link, not {button.url!r}")
+    if button.callback_data is not None:
+        size = len(button.callback_data.encode("utf-8"))
+        if not 1 <= size <= MAX_CALLBACK_DATA:
+            raise InvalidInput(
+                f"{where}.callback_data: 1 to {MAX_CALLBACK_DATA} bytes (Telegram takes "
+                f"{CALLBACK_DATA_BYTES}, {CALLBACK_RESERVED_BYTES} of which name the "
+                f"broadcast), not {size}"
+            )
+
+
+def _is_web_link(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and url == url.strip()
+
+
+def callback_data_of(message_id: int, data: str) -> str:
+    """What a callback button sends the bot: the broadcast's id, then the data given."""
+    return f"{CALLBACK_PREFIX}{message_id}:{data}"
+
+
+def stored_buttons(content: CheckedContent) -> list[list[dict[str, str]]] | None:
+    """The buttons as message_history.buttons keeps them."""
+    if not content.buttons:
+        return None
+    return [[button.model_dump(exclude_none=True) for button in row] for row in content.buttons]
 
 
 async def store_content(session: AsyncSession, message_id: int, content: CheckedContent) -> None:
@@ -140,9 +245,15 @@ async def store_content(session: AsyncSession, message_id: int, content: Checked
 
 def audited(content: CheckedContent) -> dict[str, Any]:
     """The content as the audit entry of the broadcast's creation keeps it."""
-    if not content.media:
-        return {}
-    return {"media": [{"media_id": m.media_id, "kind": m.kind} for m in content.media]}
+    kept: dict[str, Any] = {}
+    if content.media:
+        kept["media"] = [{"media_id": m.media_id, "kind": m.kind} for m in content.media]
+    if content.buttons:
+        kept["buttons"] = stored_buttons(content)
+    options = content.options.model_dump(exclude_defaults=True)
+    if options:
+        kept["options"] = options
+    return kept
 
 
 @dataclass(frozen=True, slots=True)

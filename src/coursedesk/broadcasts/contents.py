@@ -26,12 +26,15 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from coursedesk.broadcasts.composition import callback_data_of
 from coursedesk.broadcasts.models import MediaKind
+from coursedesk.telegram.client import CallbackButton, InlineKeyboard, UrlButton
 
 SENDING_BROADCASTS = text(
     """
 -- sending_broadcasts: what workers send, oldest schedule first.
-SELECT m.id, m.message_text, m.parse_mode,
+SELECT m.id, m.message_text, m.parse_mode, m.buttons,
+    m.disable_link_preview, m.protect_content, m.silent, m.pin,
     EXISTS (SELECT 1 FROM broadcast_media AS b WHERE b.message_id = m.id) AS has_media
 FROM message_history AS m
 WHERE m.status = 'sending'
@@ -123,6 +126,11 @@ class BroadcastContent:
     text: str
     parse_mode: str | None
     media: tuple[OutgoingMedia, ...] = ()
+    buttons: InlineKeyboard = ()
+    disable_link_preview: bool = False
+    protect_content: bool = False
+    silent: bool = False
+    pin: bool = False
 
     @property
     def awaits_upload(self) -> bool:
@@ -148,9 +156,34 @@ async def sending_broadcasts(connection: AsyncConnection) -> list[BroadcastConte
                 )
             )
     return [
-        BroadcastContent(row.id, row.message_text, row.parse_mode, tuple(media[row.id]))
+        BroadcastContent(
+            row.id,
+            row.message_text,
+            row.parse_mode,
+            tuple(media[row.id]),
+            keyboard(row.id, row.buttons or []),
+            row.disable_link_preview,
+            row.protect_content,
+            row.silent,
+            row.pin,
+        )
         for row in rows
     ]
+
+
+def keyboard(message_id: int, rows: list[list[dict[str, str]]]) -> InlineKeyboard:
+    """The stored buttons as the client sends them, callback data naming the broadcast."""
+    return tuple(
+        tuple(
+            UrlButton(button["text"], button["url"])
+            if "url" in button
+            else CallbackButton(
+                button["text"], callback_data_of(message_id, button["callback_data"])
+            )
+            for button in row
+        )
+        for row in rows
+    )
 
 
 async def take_upload_lease(

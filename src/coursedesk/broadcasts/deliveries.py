@@ -114,15 +114,19 @@ WITH recorded AS (
         lease_owner = NULL,
         lease_expires_at = NULL,
         sent_at = CASE WHEN o.status = 'sent' THEN now() END,
-        updated_at = now()
+        updated_at = now(),
+        pinned_at = CASE WHEN o.pinned THEN now() END,
+        pin_error = o.pin_error
     FROM unnest(
         CAST(:ids AS bigint[]),
         CAST(:statuses AS text[]),
         CAST(:telegram_message_ids AS bigint[]),
         CAST(:errors AS text[]),
         CAST(:attempts AS integer[]),
-        CAST(:retry_in AS double precision[])
-    ) AS o(id, status, telegram_message_id, error, attempts, retry_in)
+        CAST(:retry_in AS double precision[]),
+        CAST(:pinned AS boolean[]),
+        CAST(:pin_errors AS text[])
+    ) AS o(id, status, telegram_message_id, error, attempts, retry_in, pinned, pin_error)
     WHERE r.id = o.id
       AND r.lease_owner = :owner
       AND (r.delivery_status = 'pending'
@@ -206,6 +210,9 @@ class DeliveryOutcome:
     """The send carried the broadcast's files (its upload lease ends with this outcome)."""
     file_ids: tuple[str | None, ...] = ()
     """The file_ids Telegram answered for those files, in album order, when delivered."""
+    pinned: bool = False
+    pin_error: str | None = None
+    """Why a delivered message that was to be pinned is not."""
 
 
 NOT_SENT_BLOCKED = "not sent: the user has blocked the bot"
@@ -282,6 +289,8 @@ async def record_outcomes(
             "errors": [o.error for o in outcomes],
             "attempts": [o.attempts for o in outcomes],
             "retry_in": [o.retry_in for o in outcomes],
+            "pinned": [o.pinned for o in outcomes],
+            "pin_errors": [o.pin_error for o in outcomes],
         },
     )
     if blocked_user_ids:

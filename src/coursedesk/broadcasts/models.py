@@ -11,6 +11,7 @@ from typing import Any, Literal, get_args
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     SmallInteger,
     Text,
     UniqueConstraint,
+    false,
     func,
     text,
 )
@@ -83,6 +85,13 @@ class MessageHistory(Base):
     """While deleting: the lowest user_id not yet queued for deletion; NULL once all are."""
     delete_refused: Mapped[int] = mapped_column(Integer, server_default="0")
     """Delivered messages Telegram would not delete (too old, chat gone)."""
+    buttons: Mapped[list[list[dict[str, str]]] | None] = mapped_column(JSONB)
+    """Rows of inline buttons under each message, as given (broadcasts/composition.py)."""
+    disable_link_preview: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    protect_content: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    silent: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    pin: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    """Pin each delivered message in its chat."""
     media_upload_owner: Mapped[str | None] = mapped_column(Text)
     """The worker uploading the broadcast's media to Telegram while no file_id is known
     (broadcasts/contents.py): the others send nothing of it meanwhile."""
@@ -126,6 +135,9 @@ class MessageRecipient(Base):
     sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    pinned_at: Mapped[datetime | None]
+    pin_error: Mapped[str | None] = mapped_column(Text)
+    """Why the delivered message of a broadcast with `pin` is not pinned."""
 
 
 class MessageDeletion(Base):

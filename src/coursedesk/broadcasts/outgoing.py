@@ -42,16 +42,42 @@ async def send_content(
     content: BroadcastContent,
     files: list[FileRef],
 ) -> SendResult | AlbumResult:
-    """Send the broadcast to one chat as one call; `files` as files_to_send answers them."""
+    """Send the broadcast to one chat as one call; `files` as files_to_send answers them.
+
+    A link preview is only ever a text message's; an album takes no buttons (refused
+    when the broadcast was made).
+    """
     if not content.media:
-        return await client.send_message(chat_id, content.text, content.parse_mode)
+        return await client.send_message(
+            chat_id,
+            content.text,
+            content.parse_mode,
+            reply_markup=content.buttons or None,
+            disable_link_preview=content.disable_link_preview,
+            disable_notification=content.silent,
+            protect_content=content.protect_content,
+        )
     caption = content.text or None
     if len(content.media) == 1:
         return await client.send_media(
-            chat_id, content.media[0].kind, files[0], caption, content.parse_mode
+            chat_id,
+            content.media[0].kind,
+            files[0],
+            caption,
+            content.parse_mode,
+            reply_markup=content.buttons or None,
+            disable_notification=content.silent,
+            protect_content=content.protect_content,
         )
     items = [
         AlbumItem("photo" if item.kind == "photo" else "video", file)
         for item, file in zip(content.media, files, strict=True)
     ]
-    return await client.send_media_group(chat_id, items, caption, content.parse_mode)
+    return await client.send_media_group(
+        chat_id,
+        items,
+        caption,
+        content.parse_mode,
+        disable_notification=content.silent,
+        protect_content=content.protect_content,
+    )

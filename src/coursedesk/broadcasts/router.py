@@ -56,6 +56,8 @@ CSV_COLUMNS = (
     "attempts",
     "sent_at",
     "updated_at",
+    "pinned_at",
+    "pin_error",
 )
 
 

@@ -8,7 +8,13 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field
 
 from coursedesk.broadcasts.audiences import USER_ID_MAX, Audience
-from coursedesk.broadcasts.composition import MAX_SUBMITTED_MEDIA, ContentRequest, MediaChoice
+from coursedesk.broadcasts.composition import (
+    MAX_SUBMITTED_MEDIA,
+    ButtonRows,
+    ContentRequest,
+    MediaChoice,
+    Options,
+)
 from coursedesk.broadcasts.models import DeliveryStatus, MediaKind, MessageStatus
 
 # Markup makes the text longer than the 4096 characters a chat shows; this only stops
@@ -46,8 +52,17 @@ class SendRequest(BaseModel):
         ),
     )
 
+    buttons: ButtonRows = Field(
+        default=[],
+        description=(
+            'Rows of inline buttons: [[{"text": T, "url": U}], [{"text": T, '
+            '"callback_data": D}]], at most 8 rows of 4; none under an album'
+        ),
+    )
+    options: Options = Options()
+
     def content(self) -> ContentRequest:
-        return ContentRequest(media=self.media)
+        return ContentRequest(media=self.media, buttons=self.buttons, options=self.options)
 
 
 class SendAnswer(BaseModel):
@@ -98,6 +113,11 @@ class MessageItem(BaseModel):
     deleted_at: datetime | None
     delete_refused: int
     created_at: datetime
+    buttons: list[list[dict[str, str]]] | None = None
+    disable_link_preview: bool = False
+    protect_content: bool = False
+    silent: bool = False
+    pin: bool = False
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -139,6 +159,8 @@ class RecipientItem(BaseModel):
     attempts: int
     sent_at: datetime | None
     updated_at: datetime
+    pinned_at: datetime | None = None
+    pin_error: str | None = None
 
 
 class RecipientPage(BaseModel):

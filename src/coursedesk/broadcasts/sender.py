@@ -23,7 +23,7 @@ import secrets
 import socket
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -49,6 +49,8 @@ from coursedesk.telegram.client import (
     Blocked,
     DeleteResult,
     PermanentFailure,
+    Pinned,
+    PinResult,
     RetryAfter,
     SendResult,
     TelegramClient,
@@ -60,6 +62,10 @@ log = logging.getLogger(__name__)
 
 RETRY_PAUSE_SECONDS = 1.0
 """How long a loop waits after the database failed it before trying again."""
+PIN_TRIES = 3
+"""Tries of pinning a delivered message before its pin_error is recorded."""
+PIN_LONGEST_WAIT_SECONDS = 10.0
+"""A 429 asking a pin to wait longer than this gives the pin up."""
 
 
 def worker_name() -> str:
@@ -225,7 +231,7 @@ class Sender:
                 self._queue.appendleft(job)
                 break
             try:
-                ready = await self.pacer.wait_for_slot(demand=len(self._queue) + 1)
+                ready = await self._wait_for_slots(job)
             except (DBAPIError, OSError) as exc:
                 ready = False
                 log.warning("taking a send slot failed, retrying: %s", exc)
@@ -241,6 +247,18 @@ class Sender:
             call = asyncio.create_task(self._call(job), name=f"telegram-{job.kind}")
             self._calls.add(call)
             call.add_done_callback(self._calls.discard)
+
+    async def _wait_for_slots(self, job: Job) -> bool:
+        """A slot for the call, and one more for a send that is pinned after it, so that
+        the pins count against the shared rate too."""
+        calls = 1
+        if job.kind is JobKind.send:
+            content = self._contents.get(job.message_id)
+            calls = 2 if content is not None and content.pin else 1
+        for _ in range(calls):
+            if not await self.pacer.wait_for_slot(demand=len(self._queue) + 1):
+                return False
+        return True
 
     async def _take_permit(self) -> bool:
         """Wait for a permit; False when the worker starts stopping first."""
@@ -298,14 +316,54 @@ class Sender:
         except Exception as exc:  # a bug must cost one message a retry, not the worker
             log.exception("unexpected error sending to chat %s", job.chat_id)
             result = TransientFailure(f"unexpected error: {exc}")
+        finally:
+            # An upload's bytes are let go before the pin, not held through it.
+            files = []
         if isinstance(result, RetryAfter):
             return result
-        self._deliveries.append(
-            delivery_outcome(job, result, self.options.backoff, uploaded=uploads)
-        )
+        outcome = delivery_outcome(job, result, self.options.backoff, uploaded=uploads)
+        if content.pin and outcome.telegram_message_id is not None:
+            error = await self._pin(job.chat_id, outcome.telegram_message_id, content.silent)
+            outcome = replace(outcome, pinned=error is None, pin_error=error)
+        self._deliveries.append(outcome)
         if isinstance(result, Blocked):
             self._blocked_users.append(job.chat_id)
         return None
+
+    async def _pin(self, chat_id: int, message_id: int, silent: bool) -> str | None:
+        """Pin a delivered message: None once pinned, else why not (after PIN_TRIES).
+
+        The delivery stands whatever happens here: nothing raised is let through, or the
+        message would be sent again.
+        """
+        result: PinResult = TransientFailure("not tried")
+        for attempt in range(1, PIN_TRIES + 1):
+            try:
+                result = await self._client.pin_chat_message(
+                    chat_id, message_id, disable_notification=silent
+                )
+            except Exception as exc:  # a refused token or a bug: the send stands
+                if not isinstance(exc, TelegramConfigError):
+                    log.exception("unexpected error pinning in chat %s", chat_id)
+                result = PermanentFailure(str(exc))
+            if isinstance(result, Pinned):
+                return None
+            if isinstance(result, RetryAfter):
+                try:
+                    await self.pacer.pause(result.seconds)
+                except (DBAPIError, OSError) as exc:
+                    log.warning("could not share the pause with other workers: %s", exc)
+                if result.seconds > PIN_LONGEST_WAIT_SECONDS or attempt == PIN_TRIES:
+                    return f"not pinned: Telegram asked to wait {result.seconds:g} s"
+                await asyncio.sleep(result.seconds)
+                continue
+            if isinstance(result, TransientFailure) and attempt < PIN_TRIES:
+                await asyncio.sleep(self.options.backoff(attempt))
+                continue
+            break
+        assert not isinstance(result, Pinned | RetryAfter)
+        tries = f" (after {PIN_TRIES} tries)" if isinstance(result, TransientFailure) else ""
+        return f"not pinned: {result.description}{tries}"
 
     async def _delete(self, job: Job) -> RetryAfter | None:
         assert job.telegram_message_id is not None, "only delivered messages are deleted"

@@ -181,6 +181,8 @@ async def create_broadcast(
         audience=audience.model_dump(mode="json"),
         created_by=actor,
         scheduled_at=checked.send_at or checked.now,
+        buttons=composition.stored_buttons(checked.content),
+        **checked.content.options.model_dump(),
     )
     session.add(message)
     await session.flush()

@@ -1,7 +1,10 @@
 """Updates that Telegram posts to the webhook: each recorded once, as an event and a profile.
 
 - a message becomes an event named after its command (`/start`, …) or `message`;
-- a button press (callback_query) becomes a `button_click` event with its data;
+- a button press (callback_query) becomes a `button_click` event with its data; the
+  press of a broadcast's callback button (data `cd:<broadcast id>:<data>`, pressed by one
+  of that broadcast's recipients) names the broadcast as `broadcast_id`, with the data
+  staff gave the button;
 - my_chat_member of the user's private chat with the bot, with status `kicked`, marks
   the user blocked, `member` unblocked (events `bot_blocked` / `bot_unblocked`); the
   bot being removed from or added to a group says nothing about its chat with the user;
@@ -20,11 +23,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, func
+from sqlalchemy import case, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursedesk.analytics.changes import source_changes
+from coursedesk.broadcasts.composition import CALLBACK_PREFIX
+from coursedesk.broadcasts.models import MessageRecipient
 from coursedesk.db.base import BIGINT_MAX, BIGINT_MIN
 from coursedesk.sources.models import Event
 from coursedesk.telegram.models import BotUser, TelegramUpdate
@@ -135,6 +140,8 @@ async def _record_button(session: AsyncSession, update_id: int, query: Mapping[s
     if sender is None:
         return
     message = _mapping(query.get("message"))
+    data = _text(query.get("data"), MAX_CALLBACK_DATA)
+    broadcast_id = await _broadcast_pressed(session, sender, data)
     await _remember(session, sender)
     await _add_event(
         session,
@@ -143,8 +150,36 @@ async def _record_button(session: AsyncSession, update_id: int, query: Mapping[s
         update_id=update_id,
         chat_id=_integer(_mapping(message.get("chat")).get("id")),
         message_id=_integer(message.get("message_id")),
-        data=_text(query.get("data"), MAX_CALLBACK_DATA),
+        broadcast_id=broadcast_id,
+        data=data.split(":", 2)[2] if broadcast_id is not None and data else data,
     )
+
+
+async def _broadcast_pressed(session: AsyncSession, sender: Sender, data: str | None) -> int | None:
+    """The broadcast whose callback button this is, when the sender is one of its
+    recipients; None for any other data (the bot's own buttons keep theirs as sent)."""
+    if data is None or not data.startswith(CALLBACK_PREFIX):
+        return None
+    number, separator, _ = data.removeprefix(CALLBACK_PREFIX).partition(":")
+    if not separator or not number.isascii() or not number.isdigit() or len(number) > 10:
+        return None
+    message_id = int(number)
+    if message_id > 2**31 - 1:
+        return None
+    recipient = await session.scalar(
+        select(MessageRecipient.id).where(
+            MessageRecipient.message_id == message_id,
+            MessageRecipient.user_id == sender.user_id,
+        )
+    )
+    return message_id if recipient is not None else None
+
+
+def callback_query_id(update: Mapping[str, Any]) -> str | None:
+    """The id to answer a button press by, if the update is one."""
+    query = _mapping(update.get("callback_query"))
+    query_id = query.get("id")
+    return query_id if isinstance(query_id, str) and query_id else None
 
 
 async def _record_membership(

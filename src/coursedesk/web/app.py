@@ -25,6 +25,8 @@ from coursedesk.pages.router import router as pages_router
 from coursedesk.system.migrate import router as migrate_router
 from coursedesk.system.router import router as system_router
 from coursedesk.system.schema import router as schema_router
+from coursedesk.telegram.client import TelegramClient
+from coursedesk.telegram.router import ANSWER_TIMEOUT_SECONDS
 from coursedesk.telegram.router import router as telegram_router
 from coursedesk.users.router import router as users_router
 from coursedesk.web.errors import install_error_handlers
@@ -59,6 +61,24 @@ async def observing(app: FastAPI, settings: Settings, database: Database) -> Asy
         yield
 
 
+@asynccontextmanager
+async def bot_client(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    """The app's own small Bot API client (the webhook answers button presses with it),
+    when a bot token is set; app.state.telegram is None otherwise."""
+    app.state.telegram = None
+    if not settings.telegram_bot_token:
+        yield
+        return
+    async with TelegramClient(
+        settings.telegram_bot_token,
+        settings.telegram_api_base_url,
+        pool_size=4,
+        timeout=ANSWER_TIMEOUT_SECONDS,
+    ) as client:
+        app.state.telegram = client
+        yield
+
+
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     """Build the app; with no `database` the lifespan opens one from `settings` and closes it."""
     settings = settings or load_settings()
@@ -68,7 +88,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         owned = database is None
         app.state.database = database or open_database(settings)
         try:
-            async with observing(app, settings, app.state.database):
+            async with (
+                observing(app, settings, app.state.database),
+                bot_client(app, settings),
+            ):
                 yield
         finally:
             if owned:
