@@ -39,3 +39,32 @@ def script_limits_of(app: FastAPI, **changes: Any) -> Iterator[None]:
         yield
     finally:
         app.dependency_overrides.pop(script_limits, None)
+
+
+# PL/pgSQL catches the cancel request: only ending the backend stops this.
+CATCHES_ITS_CANCEL = (
+    "DO $$BEGIN LOOP BEGIN PERFORM pg_sleep(10); "
+    "EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; END$$"
+)
+
+
+def script_backends(sync_engine: Engine) -> int:
+    with sync_engine.connect() as connection:
+        return int(
+            connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE usename = 'coursedesk_scripts' AND datname = current_database()"
+                )
+            )
+        )
+
+
+def row_is_free(sync_engine: Engine, booking: int) -> bool:
+    """The booking can be locked at once: no script holds it any more."""
+    with sync_engine.begin() as connection:
+        connection.execute(text("SET LOCAL lock_timeout = '500ms'"))
+        found = connection.scalar(
+            text("SELECT id FROM bookings WHERE id = :i FOR UPDATE"), {"i": booking}
+        )
+    return found == booking

@@ -4,13 +4,21 @@ waits, the locks a dry run may hold, and what its results may put in the app's m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import resource
 import time
 from typing import Any
 
 import httpx
 import pytest
-from db_migrate_calls import migrate_audit, migrate_body, script_limits_of
+from db_migrate_calls import (
+    CATCHES_ITS_CANCEL,
+    migrate_audit,
+    migrate_body,
+    row_is_free,
+    script_backends,
+    script_limits_of,
+)
 from fastapi import FastAPI
 from sqlalchemy import Engine, text
 
@@ -227,3 +235,88 @@ async def test_the_answer_keeps_the_first_rows_and_says_it_left_some_out(
         "applied 3 statement(s); the answer holds the first rows only (at most 151, and "
         "850 bytes of values)"
     )
+
+
+async def test_a_script_that_catches_its_cancel_is_ended_at_its_limit(
+    app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str], sync_engine: Engine
+) -> None:
+    booking = _booking(sync_engine)
+    started = time.monotonic()
+    with script_limits_of(app, seconds=0.5):
+        response = await asyncio.wait_for(
+            _run(
+                client,
+                admin_headers,
+                f"UPDATE bookings SET confirmed = 2 WHERE id = {booking}; {CATCHES_ITS_CANCEL}",
+            ),
+            10,
+        )
+    assert time.monotonic() - started < 4
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == (
+        "the script ran past its time limit of 0.5 s and was stopped; nothing was kept"
+    )
+    assert script_backends(sync_engine) == 0
+    assert row_is_free(sync_engine, booking)
+    assert _confirmed(sync_engine, booking) == 1
+
+
+async def test_a_script_whose_request_is_dropped_is_ended(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], sync_engine: Engine
+) -> None:
+    booking = _booking(sync_engine)
+    run = asyncio.create_task(
+        _run(
+            client,
+            admin_headers,
+            f"UPDATE bookings SET confirmed = 2 WHERE id = {booking}; {CATCHES_ITS_CANCEL}",
+        )
+    )
+
+    def wait_until_running() -> None:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not script_backends(sync_engine):
+            time.sleep(0.02)
+        time.sleep(0.3)
+
+    await asyncio.to_thread(wait_until_running)
+    run.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await run
+    assert script_backends(sync_engine) == 0
+    assert row_is_free(sync_engine, booking)
+    assert _confirmed(sync_engine, booking) == 1
+
+
+async def test_a_script_taking_the_login_lock_cannot_stop_the_next_run(
+    app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    with script_limits_of(app, seconds=0.5):
+        first = await asyncio.wait_for(
+            _run(
+                client, admin_headers, f"SELECT pg_advisory_lock(7130412003); {CATCHES_ITS_CANCEL}"
+            ),
+            10,
+        )
+    assert first.status_code == 400, first.text
+    started = time.monotonic()
+    second = await asyncio.wait_for(_run(client, admin_headers, "SELECT 1"), 10)
+    assert second.status_code == 200, second.text
+    assert time.monotonic() - started < 3
+
+
+async def test_waiting_for_the_login_lock_is_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    sync_engine: Engine,
+) -> None:
+    monkeypatch.setattr("coursedesk.system.script_role.LOGIN_WAIT_SECONDS", 0.5)
+    with sync_engine.connect() as holder:
+        holder.execute(text("SELECT pg_advisory_lock(7130412003)"))
+        started = time.monotonic()
+        response = await asyncio.wait_for(_run(client, admin_headers, "SELECT 1"), 10)
+        holder.execute(text("SELECT pg_advisory_unlock(7130412003)"))
+    assert time.monotonic() - started < 3
+    assert response.status_code == 503, response.text
+    assert "logging in" in response.json()["error"]

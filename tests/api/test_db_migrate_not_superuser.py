@@ -4,6 +4,8 @@ coursedesk_scripts and keeps them to the same limits."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -11,7 +13,14 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from db_migrate_calls import migrate_audit, migrate_body, script_limits_of
+from db_migrate_calls import (
+    CATCHES_ITS_CANCEL,
+    migrate_audit,
+    migrate_body,
+    row_is_free,
+    script_backends,
+    script_limits_of,
+)
 from fastapi import FastAPI
 from psycopg import sql
 from sqlalchemy import Engine, text
@@ -100,3 +109,29 @@ async def test_scripts_run_as_the_role_and_within_limits(
         )
         is False
     )
+
+
+async def test_a_script_that_catches_its_cancel_is_ended_at_its_limit(
+    app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str], sync_engine: Engine
+) -> None:
+    with sync_engine.begin() as connection:
+        connection.execute(text("INSERT INTO bookings (id, user_id, confirmed) VALUES (1, 5, 1)"))
+    sql_text = f"UPDATE bookings SET confirmed = 2 WHERE id = 1; {CATCHES_ITS_CANCEL}"
+    started = time.monotonic()
+    with script_limits_of(app, seconds=0.5):
+        response = await asyncio.wait_for(
+            client.post("/api/db-migrate", json=migrate_body(sql_text), headers=admin_headers),
+            10,
+        )
+    assert time.monotonic() - started < 4
+    assert response.status_code == 400, response.text
+    assert response.json()["error"].startswith("the script ran past its time limit of 0.5 s")
+    assert script_backends(sync_engine) == 0
+    assert row_is_free(sync_engine, 1)
+    # The app's user was given the role's privileges to end its backends, and the role
+    # still belongs to no role: the next run is let through.
+    assert _scalar(sync_engine, "SELECT pg_has_role(current_user, 'coursedesk_scripts', 'USAGE')")
+    again = await client.post(
+        "/api/db-migrate", json=migrate_body("SELECT 1"), headers=admin_headers
+    )
+    assert again.status_code == 200, again.text

@@ -12,11 +12,18 @@ So the database user coursedesk runs as must be able to alter the role (a superu
 user with CREATEROLE and, from PostgreSQL 16, ADMIN OPTION on the role, which the user
 who created it has), and the server must let the role in with a password on the way the
 app connects.
+
+The app ends a script's backend when the script is done, stopped or abandoned
+(pg_terminate_backend), which needs the privileges of the role: a superuser has them,
+another user is made a member of the role at the first run (the role itself still
+belongs to no role, so a script gains nothing by it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +39,11 @@ from coursedesk.system.models import ScriptRun
 
 SCRIPT_ROLE = "coursedesk_scripts"
 _LOGIN_LOCK_KEY = 7_130_412_003
+# How long a run waits for another one's login (which takes milliseconds) before giving up.
+LOGIN_WAIT_SECONDS = 5.0
+# How long ending a script's backend may take before the app says it could not.
+END_WAIT_SECONDS = 5.0
+_POLL_SECONDS = 0.02
 
 # What the role may do beyond the grants of 0009, as the server sees it now: each makes
 # running scripts unsafe.
@@ -100,6 +112,7 @@ async def check_role(control: AsyncConnection) -> Target:
             f"scripts cannot run safely: the role {SCRIPT_ROLE} {', '.join(excess)}; "
             "take those rights away from it"
         )
+    await _take_role_privileges(control)
     info = (await _driver(control)).info
     schema, quoted = (
         await control.execute(text("SELECT current_schema(), quote_ident(current_schema())"))
@@ -112,6 +125,64 @@ async def check_role(control: AsyncConnection) -> Target:
         schema=str(schema),
         quoted_schema=str(quoted),
     )
+
+
+async def _take_role_privileges(control: AsyncConnection) -> None:
+    """Make sure the app's user may end the role's backends: a superuser may; another user
+    is made a member of the role, which gives it the role's privileges."""
+    has_privileges = text("SELECT pg_has_role(current_user, :role, 'USAGE')")
+    if await control.scalar(has_privileges, {"role": SCRIPT_ROLE}):
+        return
+    try:
+        await (await _driver(control)).execute(
+            sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(SCRIPT_ROLE))
+        )
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise ScriptsUnavailable(
+            f"scripts cannot run: the database user coursedesk runs as may not become a "
+            f"member of the role {SCRIPT_ROLE} ({exc.diag.message_primary}), which it needs "
+            "to end a script's session; it needs CREATEROLE, and from PostgreSQL 16 ADMIN "
+            "OPTION on the role"
+        ) from exc
+    if not await control.scalar(has_privileges, {"role": SCRIPT_ROLE}):
+        raise ScriptsUnavailable(
+            f"scripts cannot run: the database user coursedesk runs as does not inherit the "
+            f"privileges of the role {SCRIPT_ROLE}, which it needs to end a script's session; "
+            "give it INHERIT"
+        )
+
+
+async def _take_login_lock(control: AsyncConnection) -> None:
+    """The login lock, waited for at most LOGIN_WAIT_SECONDS: a session holding it (a
+    script may take any advisory lock) cannot hold every later run back."""
+    deadline = time.monotonic() + LOGIN_WAIT_SECONDS
+    take = text("SELECT pg_try_advisory_lock(:key)")
+    while not await control.scalar(take, {"key": _LOGIN_LOCK_KEY}):
+        if time.monotonic() >= deadline:
+            raise ScriptsUnavailable(
+                f"scripts cannot run now: another run has been logging in for more than "
+                f"{LOGIN_WAIT_SECONDS:g} s; try again"
+            )
+        await asyncio.sleep(_POLL_SECONDS)
+
+
+async def end_backend(control: AsyncConnection, backend_pid: int) -> None:
+    """End the script's backend, whatever it is doing, and wait until it is gone, and with
+    it its transaction, its locks (session-level advisory locks too) and its settings.
+
+    Only a backend of the role is ended, should the number name another one by then.
+    Raises DBAPIError when the app may not end it, TimeoutError when it outlives
+    END_WAIT_SECONDS.
+    """
+    terminate = text(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE pid = :pid AND usename = :role"
+    )
+    deadline = time.monotonic() + END_WAIT_SECONDS
+    while (await control.execute(terminate, {"pid": backend_pid, "role": SCRIPT_ROLE})).first():
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"the script's backend {backend_pid} was not gone in time")
+        await asyncio.sleep(_POLL_SECONDS)
 
 
 async def _alter_role(driver: psycopg.AsyncConnection[Any], change: sql.Composable) -> None:
@@ -137,7 +208,7 @@ async def log_in(control: AsyncConnection, conninfo: str) -> psycopg.AsyncConnec
     verifier = driver.pgconn.encrypt_password(
         password.encode(), SCRIPT_ROLE.encode(), b"scram-sha-256"
     )
-    await control.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _LOGIN_LOCK_KEY})
+    await _take_login_lock(control)
     try:
         database = await control.scalar(text("SELECT current_database()"))
         valid_until = await control.scalar(text("SELECT (now() + interval '1 minute')::text"))

@@ -2,18 +2,24 @@
 role coursedesk_scripts, carried by the relay and kept to its limits by the watchdog.
 
 The app's own connection (`control`, in autocommit) lets the role in, names the run's
-actor in script_runs and watches the script; the script's connection is closed at the
-end, which rolls back whatever was not committed and drops every setting it made.
+actor in script_runs and watches the script. At the end, however the run ends (done,
+failed, stopped, or its request cancelled), the app ends the script's backend and waits
+until it is gone before closing the connection: what was not committed is rolled back,
+and every lock and setting the script took goes with it, even from a script that catches
+the cancel request.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import psycopg
 from psycopg.conninfo import make_conninfo
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from coursedesk.db.engine import Database
@@ -23,6 +29,7 @@ from coursedesk.system.script_role import (
     SCRIPT_ROLE,
     Target,
     check_role,
+    end_backend,
     forget_run,
     log_in,
     record_run,
@@ -36,6 +43,8 @@ from coursedesk.system.sql_runner import (
     server_failure,
 )
 from coursedesk.system.watchdog import Limits, Watchdog
+
+log = logging.getLogger(__name__)
 
 # The server's own timeouts are a second line behind the watchdog, this much later.
 _SERVER_TIMEOUT_MARGIN_SECONDS = 1.0
@@ -158,7 +167,25 @@ async def _commit(
         raise server_failure(exc) from exc
 
 
+async def _end_script(
+    database: Database, control: AsyncConnection, script: psycopg.AsyncConnection[Any]
+) -> None:
+    """End the script's backend and close its connection; from a new connection of the
+    app's when its own fails."""
+    pid = script.info.backend_pid
+    try:
+        try:
+            await end_backend(control, pid)
+        except (DBAPIError, TimeoutError) as exc:
+            log.warning("ending a db-migrate script's backend failed, trying again: %s", exc)
+            async with database.primary.connect() as fresh:
+                await end_backend(await fresh.execution_options(isolation_level="AUTOCOMMIT"), pid)
+    finally:
+        await script.close()
+
+
 async def _run_as_role(
+    database: Database,
     control: AsyncConnection,
     target: Target,
     relay: Relay,
@@ -169,20 +196,22 @@ async def _run_as_role(
     pid = script.info.backend_pid
     answer = AnswerLimits(rows=limits.answer_rows, value_bytes=limits.answer_bytes)
     try:
-        try:
-            await register_run(control, pid, request.actor)
-            watch = Limits(seconds=limits.seconds, lock_wait_seconds=limits.lock_wait_seconds)
-            async with Watchdog(control, script, watch, dry_run=request.dry_run) as watchdog:
-                try:
-                    results = await execute_script(script, request.sql, answer)
-                    if not request.dry_run:
-                        await _commit(script, target.schema, request.audit_details(len(results)))
-                except (ScriptFailed, DatabaseUnavailable) as failure:
-                    raise _stopped(failure, watchdog, relay) from failure
-        finally:
-            await script.close()
+        await register_run(control, pid, request.actor)
+        watch = Limits(seconds=limits.seconds, lock_wait_seconds=limits.lock_wait_seconds)
+        async with Watchdog(control, script, watch, dry_run=request.dry_run) as watchdog:
+            try:
+                results = await execute_script(script, request.sql, answer)
+                if not request.dry_run:
+                    await _commit(script, target.schema, request.audit_details(len(results)))
+            except (ScriptFailed, DatabaseUnavailable) as failure:
+                raise _stopped(failure, watchdog, relay) from failure
     finally:
-        await forget_run(control, pid)
+        # Also when the request is cancelled: the backend must not outlive it.
+        with anyio.CancelScope(shield=True):
+            try:
+                await _end_script(database, control, script)
+            finally:
+                await forget_run(control, pid)
     return ScriptOutcome(results, answer.truncated)
 
 
@@ -201,7 +230,7 @@ async def run_script(
                 unix_socket=target.unix_socket,
                 limit_bytes=limits.received_bytes,
             ) as relay:
-                return await _run_as_role(control, target, relay, request, limits)
+                return await _run_as_role(database, control, target, relay, request, limits)
         except ScriptFailed:
             raise
         except BaseException:

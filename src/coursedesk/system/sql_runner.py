@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg import waiting
 from psycopg.generators import execute
 from psycopg.pq import ConnStatus, ExecStatus, TransactionStatus
 from psycopg.pq.abc import PGresult
@@ -142,7 +143,9 @@ async def _execute_one(connection: psycopg.AsyncConnection[Any], statement: byte
     pgconn = connection.pgconn
     async with connection.lock:
         pgconn.send_query_params(statement, None)
-        results: list[PGresult] = await connection.wait(execute(pgconn))
+        # Not connection.wait(), which on a cancelled task waits for the statement to
+        # end: a script's backend is ended instead (scripts.py).
+        results: list[PGresult] = await waiting.wait_async(execute(pgconn), pgconn.socket)
     if not results:
         raise psycopg.OperationalError("the server answered no result")
     for result in results:

@@ -5,8 +5,9 @@ timeouts on its connection are only a second line. The watchdog watches the scri
 backend from the app's own connection, every tenth of a second, and cancels what the
 script is running (the protocol's cancel request, which needs no right on the backend)
 as soon as it passes its time limit, has waited for a lock longer than allowed, or, in a
-dry run, holds a lock that would stop other sessions' writes. It keeps cancelling, once
-a second, until the script ends.
+dry run, holds a lock that would stop other sessions' writes. A script can catch a cancel
+(an EXCEPTION WHEN query_canceled in PL/pgSQL): one still running a second after it was
+cancelled has its backend ended (pg_terminate_backend), and its locks with it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import anyio
 import psycopg
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.1
 RECANCEL_SECONDS = 1.0
+# How long a cancelled script has to end before its backend is ended.
+TERMINATE_AFTER_SECONDS = 1.0
 
 # The table locks a bot's INSERT waits for (it takes ROW EXCLUSIVE), and advisory locks,
 # which outlive a rollback and which the app's own workers take.
@@ -96,16 +100,25 @@ class Watchdog:
     ) -> None:
         self._done.set()
         assert self._task is not None
-        await self._task
+        # Also when the request is cancelled: the watchdog uses the app's connection,
+        # which must be free again before anything else uses it.
+        with anyio.CancelScope(shield=True):
+            await self._task
 
     async def _watch(self, deadline: float) -> None:
         pid = self._script.info.backend_pid
-        cancelled_at: float | None = None
+        first_cancel: float | None = None
+        cancelled_at = 0.0
         while not self._done.is_set():
             if self.reason is None:
                 self.reason = await self._check(deadline, pid)
             now = time.monotonic()
-            if self.reason and (cancelled_at is None or now - cancelled_at >= RECANCEL_SECONDS):
+            if self.reason and first_cancel is None:
+                first_cancel = cancelled_at = now
+                await self._cancel()
+            elif first_cancel is not None and now - first_cancel >= TERMINATE_AFTER_SECONDS:
+                await self._terminate(pid)
+            elif first_cancel is not None and now - cancelled_at >= RECANCEL_SECONDS:
                 cancelled_at = now
                 await self._cancel()
             with contextlib.suppress(TimeoutError):
@@ -146,3 +159,15 @@ class Watchdog:
             await self._script.cancel_safe(timeout=RECANCEL_SECONDS)
         except psycopg.Error as exc:
             log.warning("could not cancel a db-migrate script: %s", exc)
+
+    async def _terminate(self, pid: int) -> None:
+        try:
+            await self._control.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE pid = :pid AND usename = :role"
+                ),
+                {"pid": pid, "role": SCRIPT_ROLE},
+            )
+        except DBAPIError as exc:
+            log.warning("could not end a db-migrate script's backend: %s", exc)
