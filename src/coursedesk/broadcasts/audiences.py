@@ -131,6 +131,11 @@ def _members(audience: Audience) -> ColumnElement[bool]:
     return UserSummary.user_id == any_(_id_array(audience.user_ids))
 
 
+def audience_filter(audience: Audience) -> ColumnElement[bool]:
+    """Whether a user_summaries row is a recipient: a member who has not blocked us."""
+    return _members(audience) & _not_blocked()
+
+
 def recipients_select(audience: Audience) -> Select[int, str | None]:
     """(user_id, username) of every recipient: the audience's users who have not blocked us.
 

@@ -12,6 +12,7 @@ from coursedesk.broadcasts import contents, deletions, deliveries
 from coursedesk.broadcasts.contents import BroadcastContent
 from coursedesk.broadcasts.deliveries import ClaimedRecipient
 from coursedesk.broadcasts.jobs import Job, JobKind
+from coursedesk.broadcasts.personalisation import profiles
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +62,15 @@ async def claim_work(
             )
         await _fail_blocked(engine, claimed, owner=owner)
         jobs.extend(
-            Job(JobKind.send, row.recipient_id, row.message_id, row.user_id, row.attempts)
-            for row in claimed
-            if not row.blocked
+            await _with_profiles(
+                engine,
+                broadcast,
+                [
+                    Job(JobKind.send, row.recipient_id, row.message_id, row.user_id, row.attempts)
+                    for row in claimed
+                    if not row.blocked
+                ],
+            )
         )
     if len(jobs) < wanted:
         left = wanted - len(jobs)
@@ -91,10 +98,24 @@ async def _claim_first_send(
         await _fail_blocked(engine, claimed, owner=owner)
         [row] = claimed
         if not row.blocked:
-            return [Job(JobKind.send, row.recipient_id, row.message_id, row.user_id, row.attempts)]
+            first = Job(JobKind.send, row.recipient_id, row.message_id, row.user_id, row.attempts)
+            return await _with_profiles(engine, broadcast, [first])
     async with engine.begin() as connection:
         await contents.release_upload_leases(connection, [broadcast.message_id], owner=owner)
     return []
+
+
+async def _with_profiles(
+    engine: AsyncEngine, broadcast: BroadcastContent, jobs: list[Job]
+) -> list[Job]:
+    """The jobs of a personal broadcast with each recipient's values, read now."""
+    if not broadcast.is_personal or not jobs:
+        return jobs
+    async with engine.connect() as connection:
+        found = await profiles(connection, [job.chat_id for job in jobs])
+    for job in jobs:
+        job.profile = found.get(job.chat_id, {})
+    return jobs
 
 
 async def _fail_blocked(

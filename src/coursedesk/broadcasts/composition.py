@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursedesk.broadcasts.media import media_by_ids
 from coursedesk.broadcasts.models import BroadcastMedia, MediaFile, MediaKind
+from coursedesk.broadcasts.personalisation import parse_template
 from coursedesk.broadcasts.sniffing import kinds_it_may_go_as
 from coursedesk.errors import InvalidInput
 
@@ -192,6 +193,7 @@ def check_buttons(rows: Sequence[Sequence[Button]]) -> None:
 def _check_button(where: str, button: Button) -> None:
     if not button.text.strip():
         raise InvalidInput(f"{where}.text: every button needs a text")
+    parse_template(button.text, f"{where}.text")
     if (button.url is None) == (button.callback_data is None):
         raise InvalidInput(f"{where}: give a url or a callback_data, one of them")
     if button.url is not None and not _is_web_link(button.url):

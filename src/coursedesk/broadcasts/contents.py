@@ -28,7 +28,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from coursedesk.broadcasts.composition import callback_data_of
 from coursedesk.broadcasts.models import MediaKind
+from coursedesk.broadcasts.personalisation import PersonalText, parse_template, personal_text
+from coursedesk.errors import InvalidInput
 from coursedesk.telegram.client import CallbackButton, InlineKeyboard, UrlButton
+from coursedesk.telegram.formatting import FormattingError
 
 SENDING_BROADCASTS = text(
     """
@@ -131,6 +134,14 @@ class BroadcastContent:
     protect_content: bool = False
     silent: bool = False
     pin: bool = False
+    personal: PersonalText | None = None
+    """The text's template, when it holds variables to fill for each recipient."""
+    personal_buttons: bool = False
+    """Some button text holds variables."""
+
+    @property
+    def is_personal(self) -> bool:
+        return self.personal is not None or self.personal_buttons
 
     @property
     def awaits_upload(self) -> bool:
@@ -155,20 +166,41 @@ async def sending_broadcasts(connection: AsyncConnection) -> list[BroadcastConte
                     item.file_id,
                 )
             )
-    return [
-        BroadcastContent(
-            row.id,
-            row.message_text,
-            row.parse_mode,
-            tuple(media[row.id]),
-            keyboard(row.id, row.buttons or []),
-            row.disable_link_preview,
-            row.protect_content,
-            row.silent,
-            row.pin,
+    contents = []
+    for row in rows:
+        buttons = keyboard(row.id, row.buttons or [])
+        contents.append(
+            BroadcastContent(
+                row.id,
+                row.message_text,
+                row.parse_mode,
+                tuple(media[row.id]),
+                buttons,
+                row.disable_link_preview,
+                row.protect_content,
+                row.silent,
+                row.pin,
+                _template(row.message_text, row.parse_mode, caption=bool(media[row.id])),
+                any(_has_variables(button.text) for line in buttons for button in line),
+            )
         )
-        for row in rows
-    ]
+    return contents
+
+
+def _template(text: str, parse_mode: str | None, *, caption: bool) -> PersonalText | None:
+    """The text's template; None for one without variables, and for one made before
+    variables existed that does not read as a template: that is sent as it was typed."""
+    try:
+        return personal_text(text, parse_mode, caption=caption)
+    except (InvalidInput, FormattingError):
+        return None
+
+
+def _has_variables(text: str) -> bool:
+    try:
+        return parse_template(text, "button").is_personal
+    except InvalidInput:
+        return False
 
 
 def keyboard(message_id: int, rows: list[list[dict[str, str]]]) -> InlineKeyboard:

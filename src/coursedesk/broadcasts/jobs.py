@@ -9,6 +9,7 @@ from enum import StrEnum
 
 from coursedesk.broadcasts.deletions import DeletionOutcome
 from coursedesk.broadcasts.deliveries import DeliveryOutcome
+from coursedesk.broadcasts.personalisation import Profile
 from coursedesk.telegram.client import (
     MAX_SEND_ATTEMPTS,
     AlbumDelivered,
@@ -45,6 +46,8 @@ class Job:
     chat_id: int
     attempts: int
     telegram_message_id: int | None = None
+    profile: Profile | None = None
+    """The recipient's values for the variables of a personal broadcast."""
 
     @property
     def key(self) -> tuple[JobKind, int]:

@@ -10,9 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from coursedesk.audit.service import record
 from coursedesk.broadcasts.pacer import Pacer
-from coursedesk.broadcasts.service import checked_parse_mode, checked_text
+from coursedesk.broadcasts.personalisation import NotSendable, profiles
+from coursedesk.broadcasts.service import checked_parse_mode, checked_personal_text
 from coursedesk.config import Settings
-from coursedesk.errors import CoursedeskError
+from coursedesk.errors import CoursedeskError, InvalidInput
 from coursedesk.telegram.client import (
     Blocked,
     Delivered,
@@ -52,7 +53,14 @@ async def send_test_message(
     ordered by a 429 longer than a few seconds refuses the send (SendingUnavailable).
     """
     mode = checked_parse_mode(parse_mode)
-    checked_text(text, mode)
+    personal = checked_personal_text(text, mode, caption=False)
+    if personal is not None:
+        # Filled in for the user of that chat, as the broadcast would be.
+        profile = (await profiles(session, [chat_id])).get(chat_id, {})
+        try:
+            text = personal.fill(profile)
+        except NotSendable as exc:
+            raise InvalidInput(f"text: {exc}") from None
     if not settings.telegram_bot_token:
         raise SendingUnavailable("TELEGRAM_BOT_TOKEN is not set, so nothing can be sent")
     pacer = Pacer(engine, settings.broadcast_rate, grant_size=1)

@@ -8,18 +8,50 @@ Files go by file_id once Telegram gave one, else as their bytes, read from the d
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from coursedesk.broadcasts.contents import BroadcastContent, OutgoingMedia
 from coursedesk.broadcasts.media import read_media
+from coursedesk.broadcasts.personalisation import NotSendable, Profile, fill_plain
 from coursedesk.telegram.client import (
     AlbumItem,
     AlbumResult,
+    CallbackButton,
     FileRef,
+    InlineKeyboard,
     SendResult,
     TelegramClient,
     Upload,
+    UrlButton,
 )
+
+
+def personalised(content: BroadcastContent, profile: Profile) -> BroadcastContent:
+    """The content as one recipient gets it, its variables filled with their values;
+    NotSendable when Telegram would refuse it (too long, empty, a button with no text)."""
+    if not content.is_personal:
+        return content
+    text = content.personal.fill(profile) if content.personal is not None else content.text
+    buttons = _filled_buttons(content.buttons, profile) if content.personal_buttons else None
+    return replace(content, text=text, buttons=content.buttons if buttons is None else buttons)
+
+
+def _filled_buttons(rows: InlineKeyboard, profile: Profile) -> InlineKeyboard:
+    filled: list[tuple[UrlButton | CallbackButton, ...]] = []
+    for row_index, row in enumerate(rows):
+        line: list[UrlButton | CallbackButton] = []
+        for index, button in enumerate(row):
+            text = fill_plain(button.text, profile)
+            if not text.strip():
+                raise NotSendable(
+                    f"button {index + 1} of row {row_index + 1} has no text for this user "
+                    "(give its variable a fallback)"
+                )
+            line.append(replace(button, text=text))
+        filled.append(tuple(line))
+    return tuple(filled)
 
 
 async def files_to_send(engine: AsyncEngine, content: BroadcastContent) -> list[FileRef]:

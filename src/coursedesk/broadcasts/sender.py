@@ -42,8 +42,9 @@ from coursedesk.broadcasts.jobs import (
     delivery_outcome,
 )
 from coursedesk.broadcasts.media import MediaMissing
-from coursedesk.broadcasts.outgoing import files_to_send, send_content
+from coursedesk.broadcasts.outgoing import files_to_send, personalised, send_content
 from coursedesk.broadcasts.pacer import Pacer
+from coursedesk.broadcasts.personalisation import NotSendable
 from coursedesk.telegram.client import (
     AlbumResult,
     Blocked,
@@ -305,6 +306,19 @@ class Sender:
     async def _send(self, job: Job) -> RetryAfter | None:
         content = self._contents[job.message_id]
         uploads = content.awaits_upload
+        try:
+            content = personalised(content, job.profile or {})
+        except NotSendable as exc:
+            failed = DeliveryOutcome(
+                job.recipient_id,
+                job.message_id,
+                "failed",
+                job.attempts + 1,
+                error=f"not sent: {exc}",
+                uploaded=uploads,
+            )
+            self._deliveries.append(failed)
+            return None
         result: SendResult | AlbumResult
         try:
             files = await files_to_send(self._engine, content)

@@ -33,6 +33,11 @@ from coursedesk.broadcasts.models import (
     MessageRecipient,
     MessageStatus,
 )
+from coursedesk.broadcasts.personalisation import (
+    PersonalText,
+    longest_in_audience,
+    personal_text,
+)
 from coursedesk.broadcasts.signals import SignalKind, send_signal
 from coursedesk.errors import Conflict, InvalidInput, NotFound
 from coursedesk.telegram.formatting import (
@@ -108,6 +113,7 @@ class _CheckedMessage:
     now: datetime
     send_at: datetime | None
     content: CheckedContent
+    personal: PersonalText | None
 
 
 async def database_now(session: AsyncSession) -> datetime:
@@ -126,9 +132,40 @@ async def _checked_message(
     wrong."""
     mode = checked_parse_mode(parse_mode)
     checked = await composition.check_content(session, content)
-    checked_text(text, mode, caption=checked.has_caption)
+    personal = checked_personal_text(text, mode, caption=checked.has_caption)
     now = await database_now(session)
-    return _CheckedMessage(mode, now, checked_schedule(scheduled_at, now), checked)
+    return _CheckedMessage(mode, now, checked_schedule(scheduled_at, now), checked, personal)
+
+
+def checked_personal_text(
+    text: str, parse_mode: str | None, *, caption: bool
+) -> PersonalText | None:
+    """checked_text for a text that may hold variables: their names, and the markup with
+    the values left out; the template to fill when it has any."""
+    try:
+        personal = personal_text(text, parse_mode, caption=caption)
+    except FormattingError as exc:
+        raise InvalidInput(f"text: {exc}") from None
+    if personal is None:
+        checked_text(text, parse_mode, caption=caption)
+    return personal
+
+
+async def _check_longest(
+    session: AsyncSession, audience: Audience, personal: PersonalText | None
+) -> None:
+    """Refuse a text that, filled in, would be too long for someone in the audience,
+    naming the one it would be longest for."""
+    if personal is None:
+        return
+    longest = await longest_in_audience(session, audience, personal)
+    if longest is not None and longest[1] > personal.limit:
+        user_id, length = longest
+        raise InvalidInput(
+            f"text: too long for user {user_id} once filled in: {length} characters after "
+            f"formatting, the limit of a {personal.what} is {personal.limit} (shorten the "
+            "text or the fallbacks)"
+        )
 
 
 def _nobody_would_receive(invalid_user_ids: Sequence[int]) -> InvalidInput:
@@ -148,6 +185,7 @@ async def check_broadcast(
     """A dry run of create_broadcast: what it would refuse is refused with the same
     message, then the audience is counted; nothing is written."""
     checked = await _checked_message(session, text, parse_mode, scheduled_at, content)
+    await _check_longest(session, audience, checked.personal)
     counted = await count_recipients(session, audience)
     if counted.total_recipients == 0:
         raise _nobody_would_receive(counted.invalid_user_ids)
@@ -172,6 +210,7 @@ async def create_broadcast(
     An audience with nobody in it is refused (InvalidInput) and nothing is kept.
     """
     checked = await _checked_message(session, text, parse_mode, scheduled_at, content)
+    await _check_longest(session, audience, checked.personal)
     message = MessageHistory(
         message_text=text,
         parse_mode=checked.parse_mode,

@@ -14,6 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from coursedesk.broadcasts.audiences import MAX_LISTED_USERS, USER_ID_MAX, Audience
 from coursedesk.broadcasts.idempotency import KeyedRequest, checked_key, request_hash
+from coursedesk.broadcasts.personalisation import escaper, parse_template
 from coursedesk.broadcasts.schemas import MAX_SUBMITTED_TEXT
 from coursedesk.broadcasts.service import checked_parse_mode
 from coursedesk.errors import InvalidInput
@@ -43,6 +44,9 @@ def preview_of(text: str, parse_mode: str) -> dict[str, Any]:
         return {"html": None, "error": None, "length": 0}
     try:
         mode = checked_parse_mode(parse_mode or None)
+        template = parse_template(text, "text")
+        if template.is_personal:
+            text = template.with_names(escaper(mode))
         return {
             "html": render_preview_html(text, mode),
             "error": None,

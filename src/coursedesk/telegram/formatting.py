@@ -24,6 +24,7 @@ __all__ = [
     "plain_caption",
     "plain_text",
     "render_preview_html",
+    "shown_text",
     "validate_caption",
     "validate_text",
 ]
@@ -66,7 +67,7 @@ class TooLongError(FormattingError):
         self.limit = limit
 
 
-def _parse(text: str, parse_mode: str | None, *, caption: bool = False) -> Content:
+def _content(text: str, parse_mode: str | None) -> Content:
     mode = normalize_parse_mode(parse_mode)
     try:
         text.encode("utf-8")
@@ -80,6 +81,11 @@ def _parse(text: str, parse_mode: str | None, *, caption: bool = False) -> Conte
         content = parse_markdown(text)
     else:
         content = [text]
+    return content
+
+
+def _parse(text: str, parse_mode: str | None, *, caption: bool = False) -> Content:
+    content = _content(text, parse_mode)
     # Telegram trims the text it shows, so whitespace around it neither counts nor is a message.
     length = len(plain_text_of(content).strip())
     if caption:
@@ -115,6 +121,11 @@ def validate_caption(caption: str, parse_mode: str | None) -> None:
 def plain_caption(caption: str, parse_mode: str | None) -> str:
     """The caption a chat shows under the media once the markup is taken out."""
     return plain_text_of(_parse(caption, parse_mode, caption=True)).strip()
+
+
+def shown_text(text: str, parse_mode: str | None) -> str:
+    """What a chat shows of `text`, however long: only its markup is checked."""
+    return plain_text_of(_content(text, parse_mode)).strip()
 
 
 def render_preview_html(text: str, parse_mode: str | None) -> str:
