@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     FromClause,
     Select,
@@ -26,7 +25,6 @@ from sqlalchemy import (
     and_,
     false,
     func,
-    literal,
     or_,
     select,
 )
@@ -84,18 +82,25 @@ def search_condition(query: str, source: FromClause = SUMMARIES) -> ColumnElemen
     term = query.strip()
     if not term:
         return None
-    user_id = _user_id_of(term)
     if source is not SUMMARIES:
+        user_id = _user_id_of(term)
         named = _names_match(source, term, grams=False)
         return named if user_id is None else or_(named, source.c.user_id == user_id)
+    return SUMMARIES.c.user_id.in_(matching_ids(term))
+
+
+def matching_ids(term: str) -> Select[tuple[int]]:
+    """The user_id of every user a search for `term` (not blank) finds: the names through
+    user_names' indexes, and for digits the user of that id, if there is one. One set, so
+    that the planner joins it by key instead of testing every summary against an OR."""
     matches: Select[tuple[int]] = select(NAMES.c.user_id).where(
         _names_match(NAMES, term, grams=True)
     )
-    if user_id is not None:
-        # One set with the named users, so that the planner joins it by key instead of
-        # testing every summary against an OR of the two.
-        matches = matches.union(select(literal(user_id, BigInteger)))  # type: ignore[assignment]
-    return SUMMARIES.c.user_id.in_(matches)
+    user_id = _user_id_of(term)
+    if user_id is None:
+        return matches
+    by_id = select(SUMMARIES.c.user_id).where(SUMMARIES.c.user_id == user_id)
+    return matches.union(by_id)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -254,6 +259,10 @@ def user_total(matching: UserFilter) -> Select[Any]:
     carry: counting rows, the planner would read that index whole, names and all, and
     test every name, which is slower than testing the rows the trigram indexes find.
     """
+    if matching.searching and not matching.filters():
+        # Counted in user_names alone, whose rows are short: no summary is read.
+        found = matching_ids((matching.search or "").strip()).subquery("found")
+        return select(func.count()).select_from(found)
     if matching.searching:
         return select(func.count(SUMMARIES.c.last_seen)).where(*matching.conditions())
     total = select(func.coalesce(func.sum(UserSegment.users), 0))
