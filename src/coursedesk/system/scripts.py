@@ -36,6 +36,7 @@ from coursedesk.system.script_role import (
     register_run,
 )
 from coursedesk.system.sql_runner import (
+    QUERY_CANCELED,
     AnswerLimits,
     ScriptFailed,
     StatementResult,
@@ -147,7 +148,7 @@ def _stopped(failure: Exception, watchdog: Watchdog, relay: Relay) -> Exception:
             "takes in; it was stopped and nothing was kept (return fewer rows, or count them)"
         )
     if watchdog.reason is not None:
-        sqlstate = failure.sqlstate if isinstance(failure, ScriptFailed) else None
+        sqlstate = failure.sqlstate if isinstance(failure, ScriptFailed) else QUERY_CANCELED
         return ScriptFailed(watchdog.reason, sqlstate=sqlstate)
     return failure
 
@@ -200,7 +201,10 @@ async def _run_as_role(
         watch = Limits(seconds=limits.seconds, lock_wait_seconds=limits.lock_wait_seconds)
         async with Watchdog(control, script, watch, dry_run=request.dry_run) as watchdog:
             try:
-                results = await execute_script(script, request.sql, answer)
+                results = await execute_script(script, request.sql, answer, lambda: watchdog.reason)
+                if watchdog.reason is not None:
+                    # Stopped after its last statement: nothing is kept.
+                    raise ScriptFailed(watchdog.reason, sqlstate=QUERY_CANCELED)
                 if not request.dry_run:
                     await _commit(script, target.schema, request.audit_details(len(results)))
             except (ScriptFailed, DatabaseUnavailable) as failure:

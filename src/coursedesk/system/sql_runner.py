@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,11 +171,23 @@ def _failure(
     return server_failure(exc, script, start)
 
 
+# The sqlstate of a statement cancelled: the script's, when it was stopped between two.
+QUERY_CANCELED = "57014"
+
+
+def _never_stopped() -> str | None:
+    return None
+
+
 async def execute_script(
-    connection: psycopg.AsyncConnection[Any], script: str, answer: AnswerLimits
+    connection: psycopg.AsyncConnection[Any],
+    script: str,
+    answer: AnswerLimits,
+    stop_reason: Callable[[], str | None] = _never_stopped,
 ) -> list[StatementResult]:
     """Send the script's statements one by one in the connection's transaction and
-    collect each one's result.
+    collect each one's result, until `stop_reason` gives a reason to stop: a cancel
+    request reaching the backend between two statements cancels nothing.
 
     Raises ScriptFailed with the server's one-line message when a statement fails, or when
     the script ended the transaction; the connection must then be closed, not reused.
@@ -186,6 +199,8 @@ async def execute_script(
         async with connection.cursor() as cursor:
             transaction_id = await _transaction_id(cursor)
             for statement in split_statements(script):
+                if (reason := stop_reason()) is not None:
+                    raise ScriptFailed(reason, sqlstate=QUERY_CANCELED)
                 start = statement.start
                 result = await _execute_one(connection, statement.text.encode(encoding))
                 if result.status in _COPY:
