@@ -5,6 +5,9 @@ here or in test_db_migrate_limits.py)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +20,7 @@ from db_migrate_calls import migrate_audit, migrate_body
 from sqlalchemy import Engine, text
 
 from coursedesk.db.engine import libpq_url
+from coursedesk.system.relay import Relay
 
 ADMIN = "token:test-admin"
 
@@ -444,3 +448,54 @@ async def test_scripts_do_not_run_when_the_role_may_do_more(
     assert _scalar(sync_engine, "SELECT confirmed FROM bookings WHERE id = :i", i=booking) == 1
     [entry] = migrate_audit(sync_engine)
     assert entry.details["outcome"] == "failed"
+
+
+async def test_no_one_else_can_connect_through_the_relay(
+    monkeypatch: pytest.MonkeyPatch,
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    sync_engine: Engine,
+) -> None:
+    # Through the relay, a connection reaches the server from the app: over a Unix socket
+    # with peer authentication, as the app's own OS user.
+    relays: list[Relay] = []
+
+    class Recorded(Relay):
+        async def __aenter__(self) -> Relay:
+            relays.append(await super().__aenter__())
+            return self
+
+    monkeypatch.setattr("coursedesk.system.scripts.Relay", Recorded)
+    run = asyncio.create_task(
+        client.post(
+            "/api/db-migrate", json=migrate_body("SELECT pg_sleep(1.5)"), headers=admin_headers
+        )
+    )
+    url = sync_engine.url
+
+    def connect_through_the_relay() -> str:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not relays:
+            time.sleep(0.02)
+        time.sleep(0.3)
+        [relay] = relays
+        host = getattr(relay, "host", "127.0.0.1")
+        if host.startswith("/"):
+            assert stat.S_IMODE(os.stat(host).st_mode) == 0o700
+        try:
+            with psycopg.connect(
+                host=host,
+                port=relay.port,
+                user=url.username,
+                password=url.password,
+                dbname=url.database,
+                sslmode="disable",
+                connect_timeout=2,
+            ) as other:
+                return str(other.execute("SELECT current_user").fetchone())
+        except psycopg.OperationalError:
+            return "refused"
+
+    assert await asyncio.to_thread(connect_through_the_relay) == "refused"
+    response = await run
+    assert response.status_code == 200, response.text

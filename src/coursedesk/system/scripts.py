@@ -110,11 +110,12 @@ def _escaped(value: object) -> str:
     return str(value).replace("\\", "\\\\").replace(" ", "\\ ")
 
 
-def _conninfo(target: Target, relay_port: int, limits: ScriptLimits) -> str:
+def _conninfo(target: Target, relay: Relay, limits: ScriptLimits) -> str:
     """The app's connection parameters, pointed at the relay and at the role.
 
-    `host` stays the server's name, so that TLS checks the server's certificate against
-    it, while `hostaddr` sends the connection to the relay.
+    For a server reached over TCP, `host` stays the server's name, so that TLS checks the
+    server's certificate against it, while `hostaddr` sends the connection to the relay;
+    for one reached through its Unix socket, the relay listens on a Unix socket too.
     """
     parameters = {key: value for key, value in target.parameters.items() if key not in _NOT_CARRIED}
     settings = {
@@ -127,16 +128,16 @@ def _conninfo(target: Target, relay_port: int, limits: ScriptLimits) -> str:
         "standard_conforming_strings": "on",
     }
     parameters |= {
-        "host": "127.0.0.1" if target.unix_socket else target.host,
-        "hostaddr": "127.0.0.1",
-        "port": relay_port,
+        "port": relay.port,
         "user": SCRIPT_ROLE,
         "application_name": "coursedesk-script",
         "options": " ".join(f"-c {name}={_escaped(value)}" for name, value in settings.items()),
     }
     if target.unix_socket:
         # The server speaks neither TLS nor GSS on its socket, and the relay is local.
-        parameters |= {"sslmode": "disable", "gssencmode": "disable"}
+        parameters |= {"host": relay.host, "sslmode": "disable", "gssencmode": "disable"}
+    else:
+        parameters |= {"host": target.host, "hostaddr": relay.host}
     return make_conninfo(**parameters)
 
 
@@ -193,7 +194,7 @@ async def _run_as_role(
     request: ScriptRequest,
     limits: ScriptLimits,
 ) -> ScriptOutcome:
-    script = await log_in(control, _conninfo(target, relay.port, limits))
+    script = await log_in(control, _conninfo(target, relay, limits))
     pid = script.info.backend_pid
     answer = AnswerLimits(rows=limits.answer_rows, value_bytes=limits.answer_bytes)
     try:
