@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from broadcast_helpers import add_many_users, scalar
+from pathlib import Path
+
+from broadcast_helpers import add_many_users, rows, scalar
+from media_samples import JPEG, MP4, PDF, PNG
 from sqlalchemy import Engine
 
 from cli_process import RunCli
@@ -39,3 +42,108 @@ def test_a_dry_run_refuses_what_the_send_refuses(run_cli: RunCli, sync_engine: E
     assert counted.stdout == "2\n"
     assert counted.stderr == "not users, left out: 404\n"
     assert scalar(sync_engine, "SELECT count(*) FROM message_history") == 0
+
+
+def _files(tmp_path: Path) -> dict[str, Path]:
+    made = {
+        "photo.jpg": JPEG,
+        "other.png": PNG,
+        "lesson.mp4": MP4,
+        "plan.pdf": PDF,
+        "empty.jpg": b"",
+        "huge.jpg": JPEG + bytes(10 * 1024 * 1024),
+    }
+    for name, content in made.items():
+        (tmp_path / name).write_bytes(content)
+    return {name: tmp_path / name for name in made}
+
+
+def test_media_buttons_and_options_from_the_command_line(
+    run_cli: RunCli, sync_engine: Engine, tmp_path: Path
+) -> None:
+    add_many_users(sync_engine, 2001, 3)
+    files = _files(tmp_path)
+
+    dry = run_cli(
+        "broadcast", "send", "--audience", "all", "--text", "Caption",
+        "--media", str(files["photo.jpg"]), "--dry-run",
+    )  # fmt: skip
+    assert (dry.returncode, dry.stdout) == (0, "3\n"), dry.stderr
+    assert scalar(sync_engine, "SELECT count(*) FROM media_files") == 0
+
+    single = run_cli(
+        "broadcast", "send", "--audience", "all", "--text", "Caption",
+        "--media", str(files["photo.jpg"]),
+        "--button", "Book=https://school.example/book?a=1|Later=https://school.example/later",
+        "--button", "Site=https://school.example",
+        "--pin", "--silent", "--protect-content", "--no-link-preview",
+    )  # fmt: skip
+    album = run_cli(
+        "broadcast", "send", "--audience", "all", "--text", "",
+        "--media", str(files["photo.jpg"]), "--media", str(files["lesson.mp4"]),
+        "--media", str(files["other.png"]),
+    )  # fmt: skip
+
+    assert single.returncode == 0, single.stderr
+    assert album.returncode == 0, album.stderr
+    [stored] = rows(
+        sync_engine,
+        "SELECT buttons, pin, silent, protect_content, disable_link_preview "
+        "FROM message_history WHERE id = :m",
+        m=int(single.stdout),
+    )
+    assert stored.buttons == [
+        [
+            {"text": "Book", "url": "https://school.example/book?a=1"},
+            {"text": "Later", "url": "https://school.example/later"},
+        ],
+        [{"text": "Site", "url": "https://school.example"}],
+    ]
+    assert (stored.pin, stored.silent, stored.protect_content, stored.disable_link_preview) == (
+        True, True, True, True,
+    )  # fmt: skip
+    kinds = rows(
+        sync_engine,
+        "SELECT b.kind, f.filename, f.size FROM broadcast_media AS b "
+        "JOIN media_files AS f ON f.id = b.media_id WHERE b.message_id = :m ORDER BY position",
+        m=int(album.stdout),
+    )
+    assert [tuple(row) for row in kinds] == [
+        ("photo", "photo.jpg", len(JPEG)),
+        ("video", "lesson.mp4", len(MP4)),
+        ("photo", "other.png", len(PNG)),
+    ]
+
+
+def test_bad_media_and_buttons_are_one_line_and_queue_nothing(
+    run_cli: RunCli, sync_engine: Engine, tmp_path: Path
+) -> None:
+    add_many_users(sync_engine, 3001, 2)
+    files = _files(tmp_path)
+    send = ("broadcast", "send", "--audience", "all", "--text", "hi")
+    cases = [
+        (("--media", str(tmp_path / "missing.jpg")), "missing.jpg: no such file"),
+        (("--media", str(files["empty.jpg"])), "empty.jpg: is empty"),
+        (("--media", str(files["huge.jpg"])), "huge.jpg: a photo may be at most 10 MB"),
+        (("--media", str(files["plan.pdf"]), "--media", str(files["photo.jpg"])),
+         "media[0]: an album holds photos and videos only"),
+        (("--media", str(files["photo.jpg"])) * 11, "at most 10 files"),
+        (("--button", "Book"), "--button 'Book': write Text=URL"),
+        (("--button", "Book=https://a.example|"), "write Text=URL"),
+        (("--button", "Book=ftp://a.example"), "buttons[0][0].url: an http:// or https://"),
+        (("--button", "A=https://a.example|B=https://a.example|C=https://a.example|"
+          "D=https://a.example|E=https://a.example"), "buttons[0]: a row holds 1 to 4"),
+        (("--media", str(files["photo.jpg"]), "--media", str(files["other.png"]),
+          "--button", "A=https://a.example"), "no buttons under an album"),
+        (("--text", "{{nickname}}"), "unknown variable {{nickname}}"),
+    ]  # fmt: skip
+    for arguments, fragment in cases:
+        for dry_run in ((), ("--dry-run",)):
+            sent = run_cli(*send, *arguments, *dry_run)
+            assert sent.returncode == 2, (arguments, sent.stderr)
+            assert sent.stdout == ""
+            assert sent.stderr.startswith("coursedesk: error: "), sent.stderr
+            assert fragment in sent.stderr, (arguments, sent.stderr)
+            assert sent.stderr.count("\n") == 1, sent.stderr
+    assert scalar(sync_engine, "SELECT count(*) FROM message_history") == 0
+    assert scalar(sync_engine, "SELECT count(*) FROM media_files") == 0

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import mimetypes
+from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,8 +14,16 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursedesk.broadcasts.audiences import Audience, parse_audience_argument
+from coursedesk.broadcasts.composition import Button, ContentRequest, MediaChoice, Options
+from coursedesk.broadcasts.media import CHUNK_BYTES, MediaWriter
 from coursedesk.broadcasts.schemas import MessageDetail
-from coursedesk.broadcasts.service import check_broadcast, create_broadcast, get_message
+from coursedesk.broadcasts.service import (
+    CheckedBroadcast,
+    CreatedBroadcast,
+    check_broadcast,
+    create_broadcast,
+    get_message,
+)
 from coursedesk.cli.common import (
     cli_actor,
     console,
@@ -21,7 +32,7 @@ from coursedesk.cli.common import (
     print_json,
     read_stdin,
 )
-from coursedesk.errors import InvalidInput
+from coursedesk.errors import InvalidInput, TooLarge
 
 app = typer.Typer(help="Queue broadcasts and follow their delivery.", no_args_is_help=True)
 
@@ -46,6 +57,48 @@ def _parse_audience(value: str) -> Audience:
         raise InvalidInput(f"--audience {value.partition(':')[0]}: {first['msg']}") from None
 
 
+def _parse_buttons(values: Sequence[str]) -> list[list[Button]]:
+    """Each --button is a row: `Text=URL`, buttons of one row separated by `|`."""
+    rows = []
+    for value in values:
+        row = []
+        for spec in value.split("|"):
+            label, separator, url = spec.partition("=")
+            if not separator or not label.strip() or not url.strip():
+                raise InvalidInput(
+                    f"--button {value!r}: write Text=URL, with | between the buttons of a row"
+                )
+            row.append(Button(text=label.strip(), url=url.strip()))
+        rows.append(row)
+    return rows
+
+
+def _readable(files: Sequence[Path]) -> list[Path]:
+    for path in files:
+        if not path.is_file():
+            raise InvalidInput(f"--media {path}: no such file")
+    return list(files)
+
+
+async def _upload(session: AsyncSession, path: Path, actor: str) -> int:
+    """The file stored as media, read a slice at a time; refusals name the file."""
+    writer = MediaWriter(
+        session,
+        filename=path.name,
+        declared_type=mimetypes.guess_type(path.name)[0],
+        actor=actor,
+    )
+    try:
+        with path.open("rb") as file:
+            while chunk := file.read(CHUNK_BYTES):
+                await writer.write(chunk)
+        return (await writer.finish()).media_id
+    except OSError as exc:
+        raise InvalidInput(f"--media {path}: cannot be read: {exc.strerror}") from None
+    except (InvalidInput, TooLarge) as exc:
+        raise InvalidInput(f"--media {path}: {str(exc).removeprefix('file: ')}") from None
+
+
 @app.command("send")
 def send(
     text: Annotated[str, typer.Option("--text", help="The message; '-' reads it from stdin")],
@@ -62,37 +115,83 @@ def send(
     parse_mode: Annotated[
         str | None, typer.Option("--parse-mode", help="HTML or MarkdownV2 (default: plain)")
     ] = None,
+    media: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--media",
+            help="A file to send, the text as its caption; repeat for an album (2-10)",
+        ),
+    ] = None,
+    button: Annotated[
+        list[str] | None,
+        typer.Option("--button", help="A row of link buttons: Text=URL, | between buttons"),
+    ] = None,
+    pin: Annotated[bool, typer.Option("--pin", help="Pin it in each chat")] = False,
+    silent: Annotated[bool, typer.Option("--silent", help="Deliver it without a sound")] = False,
+    protect_content: Annotated[
+        bool, typer.Option("--protect-content", help="It cannot be forwarded or saved")
+    ] = False,
+    no_link_preview: Annotated[
+        bool, typer.Option("--no-link-preview", help="Show no preview of its first link")
+    ] = False,
 ) -> None:
-    """Queue a broadcast and print its id (with --dry-run: print the recipient count)."""
+    """Queue a broadcast and print its id (with --dry-run: print the recipient count).
+
+    --media files are uploaded in the same transaction as the broadcast: a refused
+    broadcast keeps none of them, and a dry run keeps nothing at all.
+    """
     message = read_stdin("--text -") if text == "-" else text
     if "\0" in message:
         raise InvalidInput("--text: a message cannot contain NUL characters")
     chosen = _parse_audience(audience)
     when = _parse_at(at)
-    if dry_run:
-        checked = in_transaction(
-            lambda session: check_broadcast(
-                session,
-                text=message,
-                audience=chosen,
-                parse_mode=parse_mode,
-                scheduled_at=when,
-            )
+    files = _readable(media or [])
+    rows = _parse_buttons(button or [])
+    options = Options(
+        pin=pin,
+        silent=silent,
+        protect_content=protect_content,
+        disable_link_preview=no_link_preview,
+    )
+    actor = cli_actor()
+
+    async def content(session: AsyncSession) -> ContentRequest:
+        ids = [await _upload(session, path, actor) for path in files]
+        return ContentRequest(
+            media=[MediaChoice(media_id=media_id) for media_id in ids],
+            buttons=rows,
+            options=options,
         )
+
+    async def dry(session: AsyncSession) -> CheckedBroadcast:
+        checked = await check_broadcast(
+            session,
+            text=message,
+            audience=chosen,
+            parse_mode=parse_mode,
+            scheduled_at=when,
+            content=await content(session),
+        )
+        await session.rollback()
+        return checked
+
+    async def create(session: AsyncSession) -> CreatedBroadcast:
+        return await create_broadcast(
+            session,
+            text=message,
+            audience=chosen,
+            actor=actor,
+            parse_mode=parse_mode,
+            scheduled_at=when,
+            content=await content(session),
+        )
+
+    if dry_run:
+        checked = in_transaction(dry)
         typer.echo(checked.total_recipients)
         invalid = checked.invalid_user_ids
     else:
-        actor = cli_actor()
-        created = in_transaction(
-            lambda session: create_broadcast(
-                session,
-                text=message,
-                audience=chosen,
-                actor=actor,
-                parse_mode=parse_mode,
-                scheduled_at=when,
-            )
-        )
+        created = in_transaction(create)
         typer.echo(created.message_id)
         invalid = created.invalid_user_ids
     if invalid:
