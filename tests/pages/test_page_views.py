@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
@@ -277,3 +278,38 @@ async def test_the_range_is_kept_for_the_next_visit(signed_in: SignIn) -> None:
     assert "growth?from=2030-01-01&amp;to=2030-01-10" in (await client.get("/")).text
     client.cookies.set("dashboard_range", "days=nonsense")
     assert 'growth?days=30"' in (await client.get("/")).text
+
+
+async def test_the_activity_chart_marks_the_days_broadcasts_went_out(
+    signed_in: SignIn, sync_engine: Engine
+) -> None:
+    add_students(sync_engine)
+    with sync_engine.begin() as connection:
+        sent = connection.scalar(
+            text(
+                "INSERT INTO message_history (message_text, recipient_type, audience, status,"
+                " started_at, sent_at) VALUES ('Spring   stream <b>opens</b>', 'group',"
+                " '{\"type\": \"all\"}', 'sent', now() - interval '2 days',"
+                " now() - interval '2 days') RETURNING id"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO message_history (message_text, recipient_type, audience, status,"
+                " started_at) VALUES ('Long ago', 'group', '{\"type\": \"all\"}', 'sent',"
+                " now() - interval '60 days')"
+            )
+        )
+    client = await signed_in(Role.viewer)
+    block = await client.get("/dashboard/blocks/activity", params={"days": 7})
+    assert block.status_code == 200
+    assert f'<a href="/broadcasts/{sent}" title="Spring stream &lt;b&gt;opens&lt;/b&gt;">' in (
+        block.text
+    )
+    assert "Long ago" not in block.text
+    figure = re.search(r'class="chart-figure">(.*?)</script>', block.text, re.DOTALL)
+    assert figure is not None
+    [marks] = [t for t in json.loads(figure.group(1))["data"] if t["name"] == "Broadcasts"]
+    assert marks["customdata"] == [f"/broadcasts/{sent}"]
+    quiet = await client.get("/dashboard/blocks/activity", params={"days": 1})
+    assert "broadcast-marks" not in quiet.text

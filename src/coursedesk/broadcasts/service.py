@@ -433,3 +433,16 @@ async def request_deletion(session: AsyncSession, message_id: int, actor: str) -
     )
     await send_signal(session, SignalKind.work, message_id)
     return QueuedDeletion(message_id, delivered)
+
+
+async def started_between(
+    session: AsyncSession, start: datetime, end: datetime, limit: int = 200
+) -> list[MessageHistory]:
+    """Broadcasts that began going out in [start, end), oldest first (at most `limit`)."""
+    statement = (
+        select(MessageHistory)
+        .where(MessageHistory.started_at >= start, MessageHistory.started_at < end)
+        .order_by(MessageHistory.started_at, MessageHistory.id)
+        .limit(limit)
+    )
+    return list((await session.scalars(statement)).all())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from coursedesk.analytics.schemas import DailyActivity, FunnelStep, GrowthDay
@@ -87,8 +89,20 @@ def growth_figure(days: Sequence[GrowthDay]) -> Figure:
     }
 
 
-def activity_figure(days: Sequence[DailyActivity]) -> Figure:
-    """New users, bookings and free lesson sign-ups per day as stacked bars; events as a line."""
+@dataclass(frozen=True)
+class BroadcastMark:
+    """A broadcast on the activity chart: the day it went out, its page, a line of text."""
+
+    day: date
+    url: str
+    label: str
+
+
+def activity_figure(
+    days: Sequence[DailyActivity], broadcasts: Sequence[BroadcastMark] = ()
+) -> Figure:
+    """New users, bookings and free lesson sign-ups per day as stacked bars; events as a
+    line; and a marker under each day a broadcast went out, which leads to its page."""
     dates = [day.date.isoformat() for day in days]
 
     def bars(name: str, values: list[int], color: str) -> dict[str, Any]:
@@ -116,6 +130,24 @@ def activity_figure(days: Sequence[DailyActivity]) -> Figure:
                 "line": {"color": TEAL, "width": 2},
                 "hovertemplate": "%{y:,d}<extra>Events</extra>",
             },
+            *(
+                [
+                    {
+                        "type": "scatter",
+                        "mode": "markers",
+                        "name": "Broadcasts",
+                        "x": [mark.day.isoformat() for mark in broadcasts],
+                        "y": [0] * len(broadcasts),
+                        "customdata": [mark.url for mark in broadcasts],
+                        "text": [mark.label for mark in broadcasts],
+                        "marker": {"symbol": "triangle-up", "size": 12, "color": ACCENT},
+                        "cliponaxis": False,
+                        "hovertemplate": "%{text}<extra>Broadcast</extra>",
+                    }
+                ]
+                if broadcasts
+                else []
+            ),
         ],
         "layout": _layout(yaxis2=_right_axis("events"), barmode="stack", bargap=0.3),
     }

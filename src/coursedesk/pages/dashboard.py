@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlencode
 
@@ -14,11 +14,13 @@ from fastapi.responses import HTMLResponse
 from coursedesk.analytics import service
 from coursedesk.analytics.folding import read_freshness
 from coursedesk.analytics.periods import MAX_DAYS, DayWindow, resolve_window
+from coursedesk.broadcasts import service as broadcasts
 from coursedesk.cache.reads import CachedReads
 from coursedesk.config import Settings
 from coursedesk.errors import InvalidInput
 from coursedesk.pages.charts import (
     FUNNEL_LABELS,
+    BroadcastMark,
     activity_figure,
     funnel_figure,
     growth_figure,
@@ -35,6 +37,7 @@ RANGE_COOKIE = "dashboard_range"
 RANGE_COOKIE_SECONDS = 90 * 24 * 3600
 TABLE_ROWS = 12
 RECENT_ROWS = 10
+MARK_LABEL_CHARS = 60
 
 BlockName = Literal[
     "freshness",
@@ -160,18 +163,44 @@ async def _growth(reads: CachedReads, window: DayWindow, settings: Settings) -> 
     }
 
 
+async def _broadcast_marks(
+    reads: CachedReads, window: DayWindow, settings: Settings
+) -> list[BroadcastMark]:
+    """The broadcasts that began going out in the window's days, as chart markers."""
+    zone = settings.timezone
+    start = datetime.combine(window.first_day, time.min, zone)
+    end = datetime.combine(window.last_day + timedelta(days=1), time.min, zone)
+    found = await broadcasts.started_between(reads.session, start, end)
+    return [
+        BroadcastMark(
+            day=message.started_at.astimezone(zone).date(),
+            url=f"/broadcasts/{message.id}",
+            label=_shortened(message.message_text),
+        )
+        for message in found
+        if message.started_at is not None
+    ]
+
+
+def _shortened(text: str, limit: int = MARK_LABEL_CHARS) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 async def _activity(reads: CachedReads, window: DayWindow, settings: Settings) -> Block:
     days = await reads(service.daily_activity, window, settings.app_timezone)
+    marks = await _broadcast_marks(reads, window, settings)
     totals = {
         "bookings": sum(day.bookings for day in days),
         "events": sum(day.events for day in days),
         "free lessons": sum(day.free_lesson_registrations for day in days),
     }
     return "blocks/chart.html", {
-        "figure": activity_figure(days),
+        "figure": activity_figure(days, marks),
         "note": " · ".join(f"{count:,} {name}" for name, count in totals.items()),
         "is_empty": not any(totals.values()) and not any(day.new_users for day in days),
         "empty_text": "No bookings, events or registrations in these days.",
+        "marks": marks,
     }
 
 

@@ -11,7 +11,19 @@
         return;
       }
       const figure = JSON.parse(source.textContent);
-      window.Plotly.newPlot(element, figure.data, figure.layout, PLOT_CONFIG);
+      window.Plotly.newPlot(element, figure.data, figure.layout, PLOT_CONFIG).then(() => {
+        // A click on a day whose points include a page of this app (a broadcast's
+        // marker; hover is unified per day) leads to that page.
+        element.on("plotly_click", (event) => {
+          const linked = (event.points || []).find(
+            (point) => typeof point.customdata === "string",
+          );
+          const target = linked && linked.customdata;
+          if (target && target.startsWith("/") && !target.startsWith("//")) {
+            window.location.assign(target);
+          }
+        });
+      });
     });
   }
 
