@@ -23,6 +23,21 @@ Completed = subprocess.CompletedProcess[str]
 RunCli = Callable[..., Completed]
 
 
+def clean_environment() -> dict[str, str]:
+    """This process's environment without any setting of coursedesk's."""
+    return {key: value for key, value in os.environ.items() if not key.startswith(SETTING_PREFIXES)}
+
+
+def start_serve(port: int, settings: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """`coursedesk serve --port PORT` in a process of its own, with only `settings`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "coursedesk", "serve", "--port", str(port)],
+        env=clean_environment() | dict(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def run_process(
     *args: str | bytes,
     env: Mapping[str, str],
@@ -32,14 +47,11 @@ def run_process(
 ) -> Completed:
     """`python -m coursedesk ARGS…` (or `python ARGV…`) with the settings in `env`; its
     output decoded as UTF-8, whatever the locale."""
-    environment = {
-        key: value for key, value in os.environ.items() if not key.startswith(SETTING_PREFIXES)
-    }
     finished = subprocess.run(
         [sys.executable, *(argv or ["-m", "coursedesk", *args])],
         input=stdin.encode() if isinstance(stdin, str) else stdin or b"",
         capture_output=True,
-        env=environment | {"COLUMNS": "200"} | dict(env),
+        env=clean_environment() | {"COLUMNS": "200"} | dict(env),
         timeout=timeout,
         check=False,
     )

@@ -4,10 +4,7 @@ against."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,25 +12,13 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
-from cli_process import SETTING_PREFIXES, run_process
+from cli_process import run_process, start_serve
 from coursedesk.web.threaded import free_port
 
 pytestmark = pytest.mark.slow
 
 START_TIMEOUT_SECONDS = 60.0
 NONCE = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def _serve(settings: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    environment = {
-        key: value for key, value in os.environ.items() if not key.startswith(SETTING_PREFIXES)
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "coursedesk", "serve", "--port", str(port)],
-        env=environment | settings,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 def _fail_sign_in(base_url: str, claimed_address: str) -> None:
@@ -70,7 +55,7 @@ def test_forwarded_for_counts_only_from_a_listed_proxy(
         settings["FORWARDED_ALLOW_IPS"] = allowed
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    server = _serve(settings, port)
+    server = start_serve(port, settings)
     try:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while True:

@@ -3,10 +3,8 @@ within seconds: the folder runs inside it (a worker's is tested beside the worke
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
-from cli_process import SETTING_PREFIXES, run_coursedesk
+from cli_process import run_coursedesk, start_serve
 from coursedesk.config import FRESHNESS_BOUND_SECONDS
 from coursedesk.web.threaded import free_port
 
@@ -24,20 +22,12 @@ START_TIMEOUT_SECONDS = 60.0
 
 
 def _serve(database_url: str, home: Path, port: int) -> subprocess.Popen[bytes]:
-    environment = {
-        key: value for key, value in os.environ.items() if not key.startswith(SETTING_PREFIXES)
+    settings = {
+        "DATABASE_URL": database_url,
+        "COURSEDESK_HOME": str(home),
+        "SECRET_KEY": "serve-test-secret-key-0123",
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "coursedesk", "serve", "--port", str(port)],
-        env=environment
-        | {
-            "DATABASE_URL": database_url,
-            "COURSEDESK_HOME": str(home),
-            "SECRET_KEY": "serve-test-secret-key-0123",
-        },
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    return start_serve(port, settings)
 
 
 def _stats(base_url: str, token: str) -> dict[str, int] | None:

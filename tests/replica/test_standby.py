@@ -5,11 +5,9 @@ figures stay within their freshness bound throughout, and no request fails."""
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import suppress
@@ -24,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from starlette.requests import Request
 
-from cli_process import SETTING_PREFIXES, run_process
+from cli_process import run_process, start_serve
 from coursedesk.accounts.roles import Role
 from coursedesk.accounts.service import create_token
 from coursedesk.analytics.folding import fold_pending
@@ -226,23 +224,15 @@ async def test_writes_go_to_the_primary_and_are_read_back_at_once(
 
 
 def _serve(primary: Server, standby: Server, home: Path, port: int) -> subprocess.Popen[bytes]:
-    environment = {
-        key: value for key, value in os.environ.items() if not key.startswith(SETTING_PREFIXES)
+    settings = {
+        "DATABASE_URL": primary.url,
+        "DATABASE_REPLICA_URL": standby.url,
+        "REPLICA_MAX_LAG_SECONDS": str(MAX_LAG_SECONDS),
+        "COURSEDESK_HOME": str(home),
+        "SECRET_KEY": "standby-test-secret-key",
+        "METRICS_PUBLIC": "true",
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "coursedesk", "serve", "--port", str(port)],
-        env=environment
-        | {
-            "DATABASE_URL": primary.url,
-            "DATABASE_REPLICA_URL": standby.url,
-            "REPLICA_MAX_LAG_SECONDS": str(MAX_LAG_SECONDS),
-            "COURSEDESK_HOME": str(home),
-            "SECRET_KEY": "standby-test-secret-key",
-            "METRICS_PUBLIC": "true",
-        },
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    return start_serve(port, settings)
 
 
 def test_several_serve_processes_agree_and_fold_on_the_primary(
