@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     SmallInteger,
@@ -96,6 +97,8 @@ class MessageHistory(Base):
     """The worker uploading the broadcast's media to Telegram while no file_id is known
     (broadcasts/contents.py): the others send nothing of it meanwhile."""
     media_upload_expires_at: Mapped[datetime | None]
+    track_links: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    """Its links go out through /r/{token}, one token per recipient and link."""
 
 
 class MessageRecipient(Base):
@@ -258,3 +261,53 @@ class BroadcastMedia(Base):
     kind: Mapped[str] = mapped_column(Text)
     """What it is sent as: the file's kind, or one it may also go as (a video as a document)."""
     file_id: Mapped[str | None] = mapped_column(Text)
+
+
+class BroadcastLink(Base):
+    """An http(s) link a tracked broadcast sends, in its text, caption or URL buttons.
+
+    A click's redirect leads only to one of these (docs/reference.md §8).
+    """
+
+    __tablename__ = "broadcast_links"
+    __table_args__ = (CheckConstraint("position >= 0", name="position_positive"),)
+
+    message_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("message_history.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    url: Mapped[str] = mapped_column(Text)
+
+
+class BroadcastClick(Base):
+    """A recipient's clicks on one link of a broadcast: the key counts them once."""
+
+    __tablename__ = "broadcast_clicks"
+    __table_args__ = (
+        CheckConstraint("clicks >= 1", name="clicks_positive"),
+        ForeignKeyConstraint(
+            ["message_id", "position"],
+            ["broadcast_links.message_id", "broadcast_links.position"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_broadcast_clicks_message_id_recipient_id", "message_id", "recipient_id"),
+    )
+
+    recipient_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("message_recipients.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    message_id: Mapped[int] = mapped_column(Integer)
+    first_clicked_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    last_clicked_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    clicks: Mapped[int] = mapped_column(Integer, server_default="1")
+
+
+class LinkTokenKey(Base):
+    """The secret /r/{token} tokens are signed with; one row, made by migration 0013."""
+
+    __tablename__ = "link_token_keys"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    secret: Mapped[bytes] = mapped_column(BYTEA)
