@@ -12,10 +12,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from coursedesk.errors import InvalidInput, TooLarge, UnsupportedType
+from coursedesk.web.multipart import PartHeaders, PartReader
 
 MAX_TEXT_FIELD_BYTES = 4096
 """Text fields beside the file (a CSRF token, say) are read and dropped, up to this long."""
@@ -41,83 +42,44 @@ FileSink = Callable[[FilePartStart], Awaitable["ChunkWriter"]]
 ChunkWriter = Callable[[bytes], Awaitable[None]]
 
 
-class _Parts:
-    """The parser's callbacks: headers and data of each part, collected between feeds."""
+class _Parts(PartReader):
+    """Keeps the data of the one file part named `field`, between feeds; text fields are
+    read and dropped."""
 
     def __init__(self, boundary: bytes, field: str) -> None:
+        super().__init__(boundary)
         self.field = field
         self.file_start: FilePartStart | None = None
         self.file_seen = False
         self.file_done = False
         self.data = bytearray()
-        self.ended = False
-        self._header_name = bytearray()
-        self._header_value = bytearray()
-        self._headers: dict[bytes, bytes] = {}
         self._in_file = False
         self._text_size = 0
-        self.parser = MultipartParser(
-            boundary,
-            {
-                "on_part_begin": self._part_begins,
-                "on_header_field": lambda data, start, end: self._header_name.extend(
-                    data[start:end]
-                ),
-                "on_header_value": lambda data, start, end: self._header_value.extend(
-                    data[start:end]
-                ),
-                "on_header_end": self._header_ends,
-                "on_headers_finished": self._headers_end,
-                "on_part_data": self._part_data,
-                "on_part_end": self._part_ends,
-                "on_end": self._ends,
-            },
-        )
 
-    def _part_begins(self) -> None:
-        self._headers = {}
+    def part_begins(self, headers: PartHeaders) -> None:
         self._text_size = 0
-
-    def _header_ends(self) -> None:
-        self._headers[bytes(self._header_name).strip().lower()] = bytes(self._header_value)
-        self._header_name.clear()
-        self._header_value.clear()
-
-    def _headers_end(self) -> None:
-        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
-        name = options.get(b"name")
-        filename = options.get(b"filename")
-        is_file = name is not None and name.decode("utf-8", "replace") == self.field
-        self._in_file = is_file
-        if not is_file:
+        self._in_file = headers.name == self.field
+        if not self._in_file:
             return
         if self.file_seen:
             raise InvalidInput(f"{self.field}: send one file")
         self.file_seen = True
-        content_type = self._headers.get(b"content-type")
-        self.file_start = FilePartStart(
-            # Browsers send names in UTF-8; parse_options_header reads them as latin-1.
-            filename.decode("utf-8", "replace") if filename is not None else None,
-            content_type.decode("latin-1").strip() if content_type else None,
-        )
+        self.file_start = FilePartStart(headers.filename, headers.content_type)
 
-    def _part_data(self, data: bytes, start: int, end: int) -> None:
+    def part_data(self, data: memoryview) -> None:
         if self._in_file:
-            self.data += memoryview(data)[start:end]
+            self.data += data
             return
-        self._text_size += end - start
+        self._text_size += len(data)
         if self._text_size > MAX_TEXT_FIELD_BYTES:
             raise InvalidInput(
                 f"a form field besides {self.field} is over {MAX_TEXT_FIELD_BYTES} bytes"
             )
 
-    def _part_ends(self) -> None:
+    def part_ends(self) -> None:
         if self._in_file:
             self.file_done = True
         self._in_file = False
-
-    def _ends(self) -> None:
-        self.ended = True
 
 
 def _boundary(request: Request) -> bytes:
@@ -158,7 +120,7 @@ async def read_file_part(
             received += len(chunk)
             if received > max_body:
                 raise BodyTooLarge(f"the body is over the {max_body} bytes this route reads")
-            parts.parser.write(chunk)
+            parts.write(chunk)
             if parts.file_start is not None and writer is None:
                 writer = await open_sink(parts.file_start)
             if writer is not None and parts.data:

@@ -16,7 +16,7 @@ import re
 from urllib.parse import parse_qsl
 
 from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import parse_options_header
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from coursedesk.telegram.standin.core import BotApiError, BotApiStandin
 from coursedesk.telegram.standin.faults import FaultsError
 from coursedesk.telegram.standin.files import FilePart
+from coursedesk.web.multipart import PartHeaders, PartReader
 
 MAX_FORM_FIELD_BYTES = 1024 * 1024
 """A multipart part without a file name is a text parameter, and may be this long."""
@@ -73,7 +74,7 @@ def _content_type(scope: Scope) -> tuple[str, dict[bytes, bytes]]:
     return "", {}
 
 
-class _FormReader:
+class _FormReader(PartReader):
     """multipart/form-data parameters, read part by part as the body streams in.
 
     A part with a file name is a file: what the stand-in keeps of it is a FilePart
@@ -81,81 +82,38 @@ class _FormReader:
     """
 
     def __init__(self, boundary: bytes) -> None:
+        super().__init__(boundary)
         self.parameters: dict[str, object] = {}
-        self.complete = False
-        self._header_name = bytearray()
-        self._header_value = bytearray()
-        self._headers: dict[bytes, bytes] = {}
-        self._name: str | None = None
-        self._filename: str | None = None
+        self._part = PartHeaders(None, None, None)
         self._text = bytearray()
         self._digest = hashlib.sha256()
         self._size = 0
-        self._parser = MultipartParser(
-            boundary,
-            {
-                "on_part_begin": self._part_begins,
-                "on_header_field": lambda data, start, end: self._header_name.extend(
-                    data[start:end]
-                ),
-                "on_header_value": lambda data, start, end: self._header_value.extend(
-                    data[start:end]
-                ),
-                "on_header_end": self._header_ends,
-                "on_headers_finished": self._headers_end,
-                "on_part_data": self._part_data,
-                "on_part_end": self._part_ends,
-                "on_end": self._ends,
-            },
-        )
 
-    def feed(self, chunk: bytes) -> None:
-        self._parser.write(chunk)
-
-    def _part_begins(self) -> None:
-        self._headers = {}
+    def part_begins(self, headers: PartHeaders) -> None:
+        self._part = headers
         self._text.clear()
         self._digest = hashlib.sha256()
         self._size = 0
 
-    def _header_ends(self) -> None:
-        self._headers[bytes(self._header_name).strip().lower()] = bytes(self._header_value)
-        self._header_name.clear()
-        self._header_value.clear()
-
-    def _headers_end(self) -> None:
-        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
-        name, filename = options.get(b"name"), options.get(b"filename")
-        # parse_options_header reads the bytes as latin-1; names are sent in UTF-8.
-        self._name = name.decode("utf-8", "replace") if name is not None else None
-        self._filename = filename.decode("utf-8", "replace") if filename is not None else None
-
-    def _part_data(self, data: bytes, start: int, end: int) -> None:
-        self._size += end - start
-        if self._filename is not None:
-            self._digest.update(memoryview(data)[start:end])
+    def part_data(self, data: memoryview) -> None:
+        self._size += len(data)
+        if self._part.filename is not None:
+            self._digest.update(data)
         elif self._size > MAX_FORM_FIELD_BYTES:
             raise BotApiError(400, "Bad Request: a text parameter is too long")
         else:
-            self._text.extend(memoryview(data)[start:end])
+            self._text.extend(data)
 
-    def _part_ends(self) -> None:
-        if self._name is None:
+    def part_ends(self) -> None:
+        name, filename = self._part.name, self._part.filename
+        if name is None:
             return
-        if self._filename is None:
-            self.parameters[self._name] = self._text.decode("utf-8", "replace")
+        if filename is None:
+            self.parameters[name] = self._text.decode("utf-8", "replace")
             return
-        content_type = self._headers.get(b"content-type")
-        self.parameters[self._name] = FilePart(
-            self._name,
-            self._filename or None,
-            content_type.decode("latin-1").strip() if content_type else None,
-            self._size,
-            self._digest.hexdigest(),
+        self.parameters[name] = FilePart(
+            name, filename or None, self._part.content_type, self._size, self._digest.hexdigest()
         )
-
-    def _ends(self) -> None:
-        self.complete = True
 
 
 async def _read_form(boundary: bytes, receive: Receive) -> dict[str, object]:
@@ -167,10 +125,10 @@ async def _read_form(boundary: bytes, receive: Receive) -> dict[str, object]:
             raise ClientDisconnect()
         more = message.get("more_body", False)
         try:
-            reader.feed(message.get("body", b""))
+            reader.write(message.get("body", b""))
         except MultipartParseError:
             raise BotApiError(400, "Bad Request: can't parse multipart/form-data") from None
-    if not reader.complete:
+    if not reader.ended:
         raise BotApiError(400, "Bad Request: can't parse multipart/form-data")
     return reader.parameters
 
