@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     telegram_api_base_url: str = "https://api.telegram.org"
     telegram_webhook_secret: str | None = None
     broadcast_rate: float = Field(default=25.0, gt=0, le=10_000)
+    # Uploaded files no broadcast or draft uses are deleted this many days after their
+    # upload (broadcasts/media_pruning.py).
+    media_retention_days: int = Field(default=7, ge=1, le=3650)
     secret_key: str | None = None
     app_timezone: str = "UTC"
     metrics_public: bool = False

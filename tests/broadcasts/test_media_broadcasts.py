@@ -4,6 +4,7 @@ uploaded once and sent by file_id to everyone else, by one worker or several."""
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 from collections import Counter
 from typing import Any
 
@@ -19,10 +20,21 @@ from broadcast_helpers import (
     send_broadcast,
     wait_for,
 )
-from media_samples import GIF, JPEG, MOV, MP4, PDF, PNG, uploaded
+from media_samples import (
+    GIF,
+    JPEG,
+    MOV,
+    MP4,
+    PDF,
+    PNG,
+    stream_headers,
+    streamed_multipart,
+    uploaded,
+)
 from sqlalchemy import Engine, text
 
 from coursedesk.broadcasts.contents import UploadedFiles, remember_file_ids
+from coursedesk.broadcasts.media import CHUNK_BYTES
 from coursedesk.db.engine import Database
 from coursedesk.telegram.standin import BotApiStandin
 
@@ -352,3 +364,72 @@ async def test_when_two_uploads_raced_the_file_id_written_first_stays(
 
     assert found == [[message_id], []]
     assert scalar(sync_engine, "SELECT file_id FROM broadcast_media") == "first"
+
+
+async def test_a_worker_uploads_an_album_of_large_files_a_slice_at_a_time(
+    client: httpx.AsyncClient,
+    operator_headers: dict[str, str],
+    sync_engine: Engine,
+    standin: BotApiStandin,
+    start_worker: RunWorker,
+) -> None:
+    """Two 21 MB videos in one album, read from the database as the upload is written:
+    the worker's Python memory grows by a few slices, not by the 42 MB it sends."""
+    add_many_users(sync_engine, 5001, 3)
+    size = 21 * 1024 * 1024
+    media_ids = []
+    for name in ("one.mp4", "two.mp4"):
+        response = await client.post(
+            "/api/media",
+            content=streamed_multipart(MP4, size, name),
+            headers=operator_headers | stream_headers(),
+        )
+        assert response.status_code == 201, response.text
+        media_ids.append(response.json()["media_id"])
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        message_id = await _send_and_wait(
+            client, operator_headers, sync_engine, start_worker,
+            text="Recordings", media=[{"media_id": m} for m in media_ids],
+        )  # fmt: skip
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    received = standin.received()
+    assert sorted(m.chat_id for m in received) == [5001, 5002, 5003]
+    assert sorted(name for _, name in uploads(standin)) == ["one.mp4", "two.mp4"]
+    assert all([f.size for f in m.files] == [size, size] for m in received if m.files[0].uploaded)
+    assert peak - before < 12 * CHUNK_BYTES, f"sending peaked at {(peak - before) / 2**20:.1f} MB"
+    figures_agree(sync_engine, message_id)
+
+
+async def test_a_file_missing_a_slice_fails_its_sends_for_good_before_any_is_written(
+    client: httpx.AsyncClient,
+    operator_headers: dict[str, str],
+    sync_engine: Engine,
+    standin: BotApiStandin,
+    start_worker: RunWorker,
+) -> None:
+    add_many_users(sync_engine, 6001, 3)
+    [media_id] = await _media_ids(client, operator_headers, (MP4 + bytes(3 * CHUNK_BYTES), "a.mp4"))
+    with sync_engine.begin() as connection:
+        connection.execute(
+            text("DELETE FROM media_chunks WHERE media_id = :m AND seq = 1"), {"m": media_id}
+        )
+    message_id = await _send_and_wait(
+        client, operator_headers, sync_engine, start_worker,
+        text="hi", media=[{"media_id": media_id}],
+    )  # fmt: skip
+
+    assert standin.received() == []
+    assert [call.method for call in standin.calls() if call.method != "getMe"] == []
+    errors = rows(
+        sync_engine,
+        "SELECT DISTINCT delivery_status, error FROM message_recipients WHERE message_id = :m",
+        m=message_id,
+    )
+    assert [tuple(row) for row in errors] == [
+        ("failed", f"not sent: media {media_id}: its content is not all in the database")
+    ]

@@ -17,7 +17,7 @@ from broadcast_helpers import (
     send_broadcast,
     wait_for,
 )
-from media_samples import JPEG, uploaded
+from media_samples import JPEG, MP4, stream_headers, streamed_multipart, uploaded
 from sqlalchemy import Engine, text
 
 from coursedesk.config import FRESHNESS_BOUND_SECONDS
@@ -225,4 +225,62 @@ async def test_a_worker_killed_mid_broadcast_leaves_the_file_uploaded_once(
     uploads = [m for m in received if m.files[0].uploaded]
     assert len(uploads) == 1
     assert {m.files[0].file_id for m in received} == {uploads[0].files[0].file_id}
+    figures_agree(sync_engine, message_id)
+
+
+async def test_a_worker_killed_halfway_through_uploading_an_album_leaves_each_file_uploaded_once(
+    sync_engine: Engine,
+    client: httpx.AsyncClient,
+    operator_headers: dict[str, str],
+    standin: BotApiStandin,
+    start_process: StartProcess,
+) -> None:
+    """The worker holding the upload lease is killed while the album's bytes are still on
+    their way: Telegram took none of it, the lease runs out, and another worker uploads
+    each file once; every chat gets the album once."""
+    rate = 100
+    first, count = 700_001, 200
+    add_many_users(sync_engine, first, count)
+    size = 4 * 2**20
+    media_ids = []
+    for name in ("one.mp4", "two.mp4", "three.mp4"):
+        response = await client.post(
+            "/api/media",
+            content=streamed_multipart(MP4, size, name),
+            headers=operator_headers | stream_headers(),
+        )
+        assert response.status_code == 201, response.text
+        media_ids.append(response.json()["media_id"])
+    # Twelve MB at 2 MB/s: six seconds in which to kill the uploader.
+    standin.update_faults({"upload_bytes_per_second": 2 * 2**20})
+    created = await send_broadcast(
+        client, operator_headers, text="Recordings", audience={"type": "all"},
+        media=[{"media_id": m} for m in media_ids],
+    )  # fmt: skip
+    message_id = created["message_id"]
+    workers = {process.pid: process for process in (start_process(rate), start_process(rate))}
+
+    def uploader() -> str | None:
+        owner = scalar(
+            sync_engine,
+            "SELECT media_upload_owner FROM message_history WHERE id = :m",
+            m=message_id,
+        )
+        return None if owner is None else str(owner)
+
+    await wait_for(lambda: standin.multipart_bytes() > 2**20, within=60, what="the upload")
+    owner = uploader()
+    assert owner is not None and standin.received() == []
+    killed = workers[int(owner.split(":")[1])]
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(10)
+    assert standin.received() == [], "the upload ended before the kill"
+    await wait_for(lambda: status_of(sync_engine, message_id) == "sent", within=120, what="sent")
+
+    received = standin.received()
+    assert Counter(m.chat_id for m in received) == Counter(range(first, first + count))
+    uploads = Counter(f.file_name for m in received for f in m.files if f.uploaded)
+    assert uploads == Counter({"one.mp4": 1, "two.mp4": 1, "three.mp4": 1})
+    assert len({tuple(f.file_id for f in m.files) for m in received}) == 1
+    assert uploader() is None
     figures_agree(sync_engine, message_id)

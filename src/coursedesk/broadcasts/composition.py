@@ -13,6 +13,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursedesk.broadcasts.media import media_by_ids
+from coursedesk.broadcasts.media_pruning import keep_media
 from coursedesk.broadcasts.models import BroadcastMedia, MediaFile, MediaKind
 from coursedesk.broadcasts.personalisation import parse_template
 from coursedesk.broadcasts.sniffing import kinds_it_may_go_as
@@ -229,8 +230,13 @@ def stored_buttons(content: CheckedContent) -> list[list[dict[str, str]]] | None
 
 
 async def store_content(session: AsyncSession, message_id: int, content: CheckedContent) -> None:
-    """Keep the content with the broadcast just created in the caller's transaction."""
+    """Keep the content with the broadcast just created in the caller's transaction.
+
+    Its files are locked first, so that a prune running meanwhile cannot delete one
+    under it (broadcasts/media_pruning.py).
+    """
     if content.media:
+        await keep_media(session, [item.media_id for item in content.media])
         await session.execute(
             insert(BroadcastMedia),
             [

@@ -2,20 +2,20 @@
 
 A file is kept as media_files (what it is) and media_chunks (its bytes in slices of
 CHUNK_BYTES). Writing holds at most one slice beyond what the caller hands in; reading
-fills one buffer of the file's exact size, a slice at a time, and hands that buffer over
-without a copy, so a worker about to upload a 50 MB file holds it once.
+(StoredContent) yields one slice at a time, each read when the one before has been
+sent, so a worker uploading a 50 MB file, or an album of ten, holds a slice or two of
+each, never a file.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from coursedesk.broadcasts.models import MediaChunk, MediaFile, MediaKind
 from coursedesk.broadcasts.sniffing import MAX_PHOTO_BYTES, SNIFF_BYTES, Sniffed, sniff
@@ -153,22 +153,52 @@ class MediaMissing(CoursedeskError):
     """A file's bytes are not all there (a slice deleted by hand)."""
 
 
-async def read_media(connection: AsyncConnection, media_id: int, size: int) -> bytes:
-    """The file's bytes, read a slice at a time into one buffer of its size."""
-    buffer = io.BytesIO()
-    if size:
-        # Sized once up front, so that the writes below never grow it, and getvalue()
-        # hands over this buffer itself rather than a copy.
-        buffer.seek(size - 1)
-        buffer.write(b"\0")
-        buffer.seek(0)
-    seq = 0
-    while buffer.tell() < size:
-        data = await connection.scalar(
-            select(MediaChunk.data).where(MediaChunk.media_id == media_id, MediaChunk.seq == seq)
+async def check_complete(connection: AsyncConnection, media_id: int, size: int) -> None:
+    """MediaMissing unless the file's slices are all there and add up to its size.
+
+    Asked before a send streams the file, so that a damaged file fails its send for
+    good rather than midway, as a network error would. Reads no bytes: a slice's
+    length comes from its TOAST pointer.
+    """
+    row = (
+        await connection.execute(
+            select(
+                func.count(),
+                func.coalesce(func.max(MediaChunk.seq), -1),
+                func.coalesce(func.sum(func.octet_length(MediaChunk.data)), 0),
+            ).where(MediaChunk.media_id == media_id)
         )
-        if data is None or buffer.tell() + len(data) > size:
-            raise MediaMissing(f"media {media_id}: its content is not all in the database")
-        buffer.write(data)
-        seq += 1
-    return buffer.getvalue()
+    ).one()
+    slices, last_seq, total = row
+    if slices != last_seq + 1 or total != size:
+        raise MediaMissing(f"media {media_id}: its content is not all in the database")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredContent:
+    """A stored file's bytes as an upload reads them (a telegram.transport.FileStream).
+
+    Each call of `chunks()` reads the file from its first slice, one slice per query on
+    a connection taken from the pool for that query alone, so that an upload held up by
+    a slow Bot API holds no database connection, and a request sent again after a 429
+    or a 5xx reads the file again instead of keeping it.
+    """
+
+    engine: AsyncEngine
+    media_id: int
+    size: int
+
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
+        read, seq = 0, 0
+        while read < self.size:
+            async with self.engine.connect() as connection:
+                data = await connection.scalar(
+                    select(MediaChunk.data).where(
+                        MediaChunk.media_id == self.media_id, MediaChunk.seq == seq
+                    )
+                )
+            if data is None or read + len(data) > self.size:
+                raise MediaMissing(f"media {self.media_id}: its content is not all in the database")
+            read += len(data)
+            seq += 1
+            yield data

@@ -3,7 +3,7 @@
 Text alone goes with sendMessage; one file with the method of its kind, the text as its
 caption; two to ten photos and videos with sendMediaGroup, the caption on the first.
 Files go by file_id once Telegram gave one, else as their bytes, read from the database
-(broadcasts/media.py) only for that send.
+(broadcasts/media.py) a slice at a time as the send is written.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import replace
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from coursedesk.broadcasts.contents import BroadcastContent, OutgoingMedia
-from coursedesk.broadcasts.media import read_media
+from coursedesk.broadcasts.media import StoredContent, check_complete
 from coursedesk.broadcasts.personalisation import NotSendable, Profile, fill_plain
 from coursedesk.telegram.client import (
     AlbumItem,
@@ -55,7 +55,8 @@ def _filled_buttons(rows: InlineKeyboard, profile: Profile) -> InlineKeyboard:
 
 
 async def files_to_send(engine: AsyncEngine, content: BroadcastContent) -> list[FileRef]:
-    """Each file of the broadcast: its file_id, or its bytes when it has none yet."""
+    """Each file of the broadcast: its file_id, or, when it has none yet, its stored bytes
+    to be read as the send is written; MediaMissing when they are not all there."""
     files: list[FileRef] = []
     for item in content.media:
         files.append(item.file_id if item.file_id is not None else await _upload(engine, item))
@@ -64,8 +65,8 @@ async def files_to_send(engine: AsyncEngine, content: BroadcastContent) -> list[
 
 async def _upload(engine: AsyncEngine, item: OutgoingMedia) -> Upload:
     async with engine.connect() as connection:
-        data = await read_media(connection, item.media_id, item.size)
-    return Upload(data, item.filename, item.mime_type)
+        await check_complete(connection, item.media_id, item.size)
+    return Upload(StoredContent(engine, item.media_id, item.size), item.filename, item.mime_type)
 
 
 async def send_content(

@@ -330,9 +330,6 @@ class Sender:
         except Exception as exc:  # a bug must cost one message a retry, not the worker
             log.exception("unexpected error sending to chat %s", job.chat_id)
             result = TransientFailure(f"unexpected error: {exc}")
-        finally:
-            # An upload's bytes are let go before the pin, not held through it.
-            files = []
         if isinstance(result, RetryAfter):
             return result
         outcome = delivery_outcome(job, result, self.options.backoff, uploaded=uploads)

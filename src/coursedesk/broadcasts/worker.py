@@ -1,7 +1,8 @@
 """Running one worker: the sender, the LISTEN connection that wakes it, and its shutdown.
 
 A worker also offers to fold the analytics change log (analytics/folding.py), so the
-figures stay fresh with no `serve` running.
+figures stay fresh with no `serve` running, and deletes the uploaded files nothing uses
+(broadcasts/media_pruning.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import psycopg
 from psycopg import sql
 
 from coursedesk.analytics.folding import folding, process_name
+from coursedesk.broadcasts.media_pruning import pruning_media
 from coursedesk.broadcasts.sender import Sender, SenderOptions
 from coursedesk.broadcasts.signals import CHANNEL, SignalKind, parse_signal
 from coursedesk.config import Settings
@@ -83,6 +85,7 @@ async def run_worker(
     try:
         async with (
             folding(engine, name=process_name("worker"), interval=settings.analytics_fold_seconds),
+            pruning_media(engine, retention_days=settings.media_retention_days),
             TelegramClient(
                 settings.telegram_bot_token,
                 settings.telegram_api_base_url,

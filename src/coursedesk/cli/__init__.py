@@ -14,6 +14,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from coursedesk.cli import admin, db
 from coursedesk.cli import broadcast as broadcast_cli
 from coursedesk.cli import db_data as _db_data  # noqa: F401 (registers its db commands)
+from coursedesk.cli import media as media_cli
 from coursedesk.cli import telegram as telegram_cli
 from coursedesk.cli.common import console, err_console
 from coursedesk.cli.demo import demo
@@ -34,6 +35,7 @@ app.command()(demo)
 app.command()(serve)
 app.command()(worker)
 app.add_typer(broadcast_cli.app, name="broadcast")
+app.add_typer(media_cli.app, name="media")
 app.add_typer(telegram_cli.app, name="telegram")
 
 

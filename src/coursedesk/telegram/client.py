@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any, Literal
+from typing import IO, Any, Literal, cast
 
 from telegram import (
     Bot,
@@ -23,7 +23,7 @@ from telegram import (
 from telegram.error import TelegramError
 
 from coursedesk.errors import ConfigError, CoursedeskError
-from coursedesk.telegram.transport import AiohttpRequest
+from coursedesk.telegram.transport import AiohttpRequest, FileStream
 
 MAX_SEND_ATTEMPTS = 5
 """Tries of one message before it is failed; 429 waits do not count as tries."""
@@ -47,16 +47,22 @@ AlbumKind = Literal["photo", "video"]
 class Upload:
     """A file sent as its bytes, in a multipart request; `filename` is what chats show.
 
+    `content` is the bytes, or a FileStream that reads them as the request is written
+    (and again if it is sent again), so that a file kept elsewhere is never held whole.
     `mime_type` None: guessed from the filename. The bytes are sent as they are, a
     slice at a time, never copied whole.
     """
 
-    content: bytes
+    content: bytes | FileStream
     filename: str
     mime_type: str | None = None
 
+    @property
+    def size(self) -> int:
+        return len(self.content) if isinstance(self.content, bytes) else self.content.size
+
     def __repr__(self) -> str:
-        return f"Upload({self.filename!r}, {len(self.content)} bytes)"
+        return f"Upload({self.filename!r}, {self.size} bytes)"
 
 
 FileRef = Upload | str
@@ -581,7 +587,13 @@ def _input_file(file: FileRef, *, attach: bool = False) -> InputFile | str:
     """What python-telegram-bot sends: the bytes as a file part, or the file_id as text."""
     if isinstance(file, str):
         return file
-    upload = InputFile(file.content, filename=file.filename, attach=attach)
+    if isinstance(file.content, bytes):
+        upload = InputFile(file.content, filename=file.filename, attach=attach)
+    else:
+        # Not read here: python-telegram-bot hands an unread "file handle" to the
+        # transport as it is, which writes a FileStream as the request goes out.
+        stream = cast("IO[bytes]", file.content)
+        upload = InputFile(stream, filename=file.filename, attach=attach, read_file_handle=False)
     if file.mime_type:
         upload.mimetype = file.mime_type
     return upload

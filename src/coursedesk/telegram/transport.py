@@ -6,14 +6,18 @@ request); a worker sent 550-580 messages a second with it on a quiet machine. Th
 transport keeps one aiohttp session with a pool of kept-alive connections, about an
 eighth of that cost (docs/benchmarks.md). Parameters go as one JSON body, which the Bot
 API accepts for every method that uploads no file, so neither side builds or parses a
-form. A call that uploads files goes as multipart/form-data, each file written from its
-bytes a slice at a time, so a 50 MB file is never copied whole on its way out.
+form. A call that uploads files goes as multipart/form-data, each file written a slice
+at a time as it is read: from bytes in memory, or from a FileStream (a file kept
+elsewhere, read again from its start each time the request is sent), so a 50 MB file is
+never copied whole on its way out, and a streamed one is never held whole at all.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import contextlib
+from collections.abc import AsyncGenerator
+from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
 from aiohttp.abc import AbstractStreamWriter
@@ -30,6 +34,25 @@ _JSON_HEADERS = {"Content-Type": "application/json"}
 _HEADER_BREAKS = str.maketrans({"\r": " ", "\n": " ", "\0": " "})
 
 
+@runtime_checkable
+class FileStream(Protocol):
+    """A file to upload that is not in memory: `chunks()` reads it from its start, in
+    order, each time it is called, so a request sent again reads it again."""
+
+    @property
+    def size(self) -> int:
+        """How many bytes `chunks()` yields in all."""
+        ...
+
+    def chunks(self) -> AsyncGenerator[bytes, None]: ...
+
+
+class FileStreamBroken(TelegramError):
+    """A FileStream failed while its request was being sent (it raised, or yielded more or
+    fewer bytes than its size): the request was cut short, and nothing was sent. The
+    stream's own exception is the cause."""
+
+
 class _FileSlices(Payload):
     """A file's bytes as a multipart part, written a slice at a time.
 
@@ -37,33 +60,63 @@ class _FileSlices(Payload):
     asyncio's transport (before Python 3.12) copies whatever the socket did not take at
     once into its buffer: twice the file, briefly. Slices of a memoryview copy nothing;
     after each one the writer waits for the connection to drain, so at most a slice or
-    two is ever buffered. A slice that cannot be written for `write_timeout` seconds
-    fails the call as a timeout, and its connection is dropped: closed the ordinary way,
-    it would hold the unsent bytes, and the socket, until the server read them.
+    two is ever buffered. A FileStream is read one chunk at a time, each written the
+    same way before the next is read, and from its start on every write: aiohttp's
+    AsyncIterablePayload could be sent once only, or keep every chunk to send it again.
+    A slice that cannot be written for `write_timeout` seconds fails the call as a
+    timeout, and its connection is dropped: closed the ordinary way, it would hold the
+    unsent bytes, and the socket, until the server read them.
     """
 
     _autoclose = True
 
-    def __init__(self, content: bytes, content_type: str, write_timeout: float | None) -> None:
+    def __init__(
+        self, content: bytes | FileStream, content_type: str, write_timeout: float | None
+    ) -> None:
         super().__init__(content, content_type=content_type)
         self._content = content
-        self._size = len(content)
+        self._size = len(content) if isinstance(content, bytes) else content.size
         self._write_timeout = write_timeout
 
     def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        if not isinstance(self._content, bytes):
+            raise TypeError("a streamed file is not kept, so it cannot be decoded")
         return self._content.decode(encoding, errors)
 
     async def write(self, writer: AbstractStreamWriter) -> None:
-        view = memoryview(self._content)
         try:
-            for start in range(0, len(view), UPLOAD_SLICE_BYTES):
-                async with asyncio.timeout(self._write_timeout):
-                    await writer.write(view[start : start + UPLOAD_SLICE_BYTES])
+            if isinstance(self._content, bytes):
+                await self._write_slices(writer, self._content)
+            else:
+                await self._write_stream(writer, self._content)
         except TimeoutError:
             transport = getattr(writer, "transport", None)
             if isinstance(transport, asyncio.Transport):
                 transport.abort()
             raise
+
+    async def _write_stream(self, writer: AbstractStreamWriter, stream: FileStream) -> None:
+        written, size = 0, stream.size
+        async with contextlib.aclosing(stream.chunks()) as chunks:
+            while True:
+                try:
+                    chunk = await anext(chunks, None)
+                except Exception as exc:
+                    raise FileStreamBroken(f"the file could not be read: {exc}") from exc
+                if chunk is None:
+                    break
+                written += len(chunk)
+                if written > size:
+                    raise FileStreamBroken(f"the file is longer than its {size} bytes")
+                await self._write_slices(writer, chunk)
+        if written < size:
+            raise FileStreamBroken(f"the file ended at {written} of its {size} bytes")
+
+    async def _write_slices(self, writer: AbstractStreamWriter, content: bytes) -> None:
+        view = memoryview(content)
+        for start in range(0, len(view), UPLOAD_SLICE_BYTES):
+            async with asyncio.timeout(self._write_timeout):
+                await writer.write(view[start : start + UPLOAD_SLICE_BYTES])
 
 
 class AiohttpRequest(BaseRequest):
@@ -74,7 +127,7 @@ class AiohttpRequest(BaseRequest):
     answer, counted once the request is written. `write_timeout` bounds how long one
     slice of an uploaded file may wait for the connection (default: `read_timeout`); a
     request without files is small enough to be written at once. Files are uploaded
-    from bytes only.
+    from bytes or from a FileStream.
     """
 
     __slots__ = (
@@ -175,6 +228,10 @@ class AiohttpRequest(BaseRequest):
         except TimeoutError as exc:
             raise TimedOut("the Bot API did not answer in time") from exc
         except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
+            # aiohttp reports whatever failed while the body was written as a connection
+            # error; a file that could not be read is said as such.
+            if isinstance(exc.__cause__, FileStreamBroken):
+                raise exc.__cause__ from exc.__cause__.__cause__
             raise NetworkError(f"the Bot API could not be reached: {exc}") from exc
 
     @staticmethod
@@ -188,8 +245,8 @@ class AiohttpRequest(BaseRequest):
         for name, value in request_data.json_parameters.items():
             form.append(value).set_content_disposition("form-data", name=name)
         for name, (filename, content, mime_type) in request_data.multipart_data.items():
-            if not isinstance(content, bytes):
-                raise TelegramError("this transport uploads files from bytes only")
+            if not isinstance(content, bytes | FileStream):
+                raise TelegramError("this transport uploads files from bytes or a FileStream")
             part = _FileSlices(content, mime_type, write_timeout)
             part.set_content_disposition(
                 "form-data",

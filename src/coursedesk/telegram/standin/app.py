@@ -116,7 +116,9 @@ class _FormReader(PartReader):
         )
 
 
-async def _read_form(boundary: bytes, receive: Receive) -> dict[str, object]:
+async def _read_form(
+    boundary: bytes, receive: Receive, standin: BotApiStandin
+) -> dict[str, object]:
     reader = _FormReader(boundary)
     more = True
     while more:
@@ -124,16 +126,25 @@ async def _read_form(boundary: bytes, receive: Receive) -> dict[str, object]:
         if message["type"] == "http.disconnect":
             raise ClientDisconnect()
         more = message.get("more_body", False)
+        body = message.get("body", b"")
         try:
-            reader.write(message.get("body", b""))
+            reader.write(body)
         except MultipartParseError:
             raise BotApiError(400, "Bad Request: can't parse multipart/form-data") from None
+        standin.note_multipart_bytes(len(body))
+        pace = standin.faults.upload_bytes_per_second
+        if pace is not None and body:
+            # Not reading meanwhile, the server stops reading the socket, and the
+            # client's writes wait: an upload this slow, end to end.
+            await asyncio.sleep(len(body) / pace)
     if not reader.ended:
         raise BotApiError(400, "Bad Request: can't parse multipart/form-data")
     return reader.parameters
 
 
-async def _read_parameters(scope: Scope, receive: Receive) -> dict[str, object]:
+async def _read_parameters(
+    scope: Scope, receive: Receive, standin: BotApiStandin
+) -> dict[str, object]:
     """As the real Bot API: query string, JSON body, or urlencoded or multipart form."""
     parameters: dict[str, object] = dict(
         parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
@@ -148,7 +159,7 @@ async def _read_parameters(scope: Scope, receive: Receive) -> dict[str, object]:
         boundary = options.get(b"boundary")
         if not boundary:
             raise BotApiError(400, "Bad Request: can't parse multipart/form-data")
-        parameters.update(await _read_form(boundary, receive))
+        parameters.update(await _read_form(boundary, receive, standin))
     return parameters
 
 
@@ -200,7 +211,7 @@ def create_standin_app(standin: BotApiStandin) -> ASGIApp:
             await controls(scope, receive, send)
             return
         try:
-            parameters = await _read_parameters(scope, receive)
+            parameters = await _read_parameters(scope, receive, standin)
             result: object = standin.call(*call, parameters)
         except ClientDisconnect:
             return

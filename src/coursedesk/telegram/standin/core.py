@@ -217,6 +217,7 @@ class BotApiStandin:
         self._last_update_id = 0
         self._calls: list[ApiCall] = []
         self._recent_sends: deque[float] = deque()
+        self._multipart_bytes = 0
         self.webhook_url = ""
         self.webhook_secret: str | None = None
 
@@ -240,6 +241,17 @@ class BotApiStandin:
         """Forget every message, file, press and call, and go back to the faults given at start."""
         with self._lock:
             self._reset_state(self._initial_faults)
+
+    def note_multipart_bytes(self, count: int) -> None:
+        """`count` more bytes of a multipart body were read (the call may not be complete)."""
+        with self._lock:
+            self._multipart_bytes += count
+
+    def multipart_bytes(self) -> int:
+        """Bytes of multipart bodies read so far, of complete calls or not: an upload in
+        progress shows here before it does anywhere else."""
+        with self._lock:
+            return self._multipart_bytes
 
     def received(self, chat_id: int | None = None) -> list[ReceivedMessage]:
         """What the chats got, in order, one entry per send; deleted messages included."""

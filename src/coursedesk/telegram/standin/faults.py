@@ -41,6 +41,9 @@ class Faults(BaseModel):
     """Added before every Bot API answer."""
     jitter_ms: float = Field(default=0.0, ge=0.0, le=60_000.0)
     """Up to this much more latency, drawn at random for each call."""
+    upload_bytes_per_second: int | None = Field(default=None, ge=1024)
+    """Multipart request bodies (uploads) are read no faster than this, so that a client
+    can be caught, or killed, in the middle of an upload."""
     clock_offset_seconds: float = 0.0
     """Moves the stand-in's clock: +49 h makes every message sent so far too old to delete."""
 
