@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from coursedesk.broadcasts.models import MediaChunk, MediaFile, MediaKind
 from coursedesk.broadcasts.sniffing import MAX_PHOTO_BYTES, SNIFF_BYTES, Sniffed, sniff
@@ -172,3 +172,21 @@ async def read_media(connection: AsyncConnection, media_id: int, size: int) -> b
         buffer.write(data)
         seq += 1
     return buffer.getvalue()
+
+
+async def media_slices(engine: AsyncEngine, media_id: int, size: int) -> AsyncIterator[bytes]:
+    """The file's bytes a slice at a time, each read on a connection of its own while the
+    answer streams (the request's session is gone by then)."""
+    seq, sent = 0, 0
+    while sent < size:
+        async with engine.connect() as connection:
+            data = await connection.scalar(
+                select(MediaChunk.data).where(
+                    MediaChunk.media_id == media_id, MediaChunk.seq == seq
+                )
+            )
+        if data is None or sent + len(data) > size:
+            raise MediaMissing(f"media {media_id}: its content is not all in the database")
+        yield data
+        sent += len(data)
+        seq += 1
