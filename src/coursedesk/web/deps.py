@@ -237,12 +237,12 @@ async def page_principal_posting_a_file(
     request: Request,
     session: Session,
     principal: Annotated[Principal | None, Depends(optional_principal)],
-) -> Principal:
+) -> AsyncIterator[Principal]:
     """page_principal for a page form posted as multipart/form-data with one file, as a
     browser without the page's script sends a file input. Such a form cannot put its
     CSRF token in a header, so the form is read first, whole but within
     MAX_FORM_WITH_FILE bytes (its length said up front), and the token taken from it;
-    the route reads the same parsed form."""
+    the route reads the same parsed form, whose files are closed once it is done."""
     if principal is None:
         raise HTTPException(
             status_code=303, detail="sign in first", headers={"Location": login_url(request)}
@@ -256,16 +256,20 @@ async def page_principal_posting_a_file(
             detail=f"the form is over {MAX_FORM_WITH_FILE // (1024 * 1024)} MB",
         )
     form = await request.form(max_files=1, max_fields=200, max_part_size=MAX_FORM_FIELD_BYTES)
-    sent = form.get(CSRF_FORM_FIELD)
-    from_browser = principal.via == "session"
-    if from_browser and not (
-        isinstance(sent, str) and secrets_match(sent, principal.csrf_token or "")
-    ):
-        raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
-    await session.execute(
-        text("SELECT set_config('coursedesk.actor', :actor, true)"), {"actor": principal.actor}
-    )
-    return principal
+    try:
+        sent = form.get(CSRF_FORM_FIELD)
+        from_browser = principal.via == "session"
+        if from_browser and not (
+            isinstance(sent, str) and secrets_match(sent, principal.csrf_token or "")
+        ):
+            raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
+        await session.execute(
+            text("SELECT set_config('coursedesk.actor', :actor, true)"),
+            {"actor": principal.actor},
+        )
+        yield principal
+    finally:
+        await form.close()
 
 
 def check_role(principal: Principal, role: Role) -> Principal:
@@ -292,7 +296,7 @@ def require_page_role_posting_a_file(role: Role) -> Callable[..., Coroutine[Any,
     """require_page_role for a page form posted with a file (page_principal_posting_a_file)."""
 
     async def dependency(
-        principal: Annotated[Principal, Depends(page_principal_posting_a_file)],
+        principal: Annotated[Principal, Depends(page_principal_posting_a_file, scope="function")],
     ) -> Principal:
         return check_role(principal, role)
 
