@@ -48,6 +48,7 @@
   const dropZone = document.getElementById("drop-zone");
   const buttonsProblem = document.getElementById("buttons-problem");
   fileInput.multiple = true;
+  dropZone.classList.add("scripted");
 
   const attachedIds = () => [...list.querySelectorAll("li[data-media-id]")].map((li) => li.dataset.mediaId);
 
