@@ -76,37 +76,42 @@ async def test_only_old_files_nothing_holds_are_deleted_with_their_slices(
     ) == 0  # fmt: skip
 
 
-async def test_files_a_draft_names_are_kept_once_drafts_exist(
+async def test_files_a_draft_names_are_kept(
     client: httpx.AsyncClient,
     operator_headers: dict[str, str],
     sync_engine: Engine,
     database: Database,
 ) -> None:
-    """Drafts (another table, not in every database yet) name media in fields->'media';
-    whatever else is in that list holds nothing."""
-    named, other, unnamed = [
+    """A draft names its media in the composer's media_ids field; whatever else is in a
+    draft, or in that field, holds nothing."""
+    named, listed_too, unnamed = [
         await _file(client, operator_headers, sync_engine, age_days=10) for _ in range(3)
     ]
     with sync_engine.begin() as connection:
-        connection.execute(text("CREATE TABLE broadcast_drafts (id serial, fields jsonb)"))
+        owner = connection.execute(
+            text(
+                "INSERT INTO staff_users (username, password_hash, role) "
+                "VALUES ('drafter', 'x', 'operator') RETURNING id"
+            )
+        ).scalar_one()
         connection.execute(
             text(
-                "INSERT INTO broadcast_drafts (fields) VALUES "
-                "(CAST(:a AS jsonb)), (CAST(:b AS jsonb)), (CAST(:c AS jsonb)), (NULL)"
+                "INSERT INTO broadcast_drafts (owner_id, fields) VALUES "
+                "(:o, CAST(:a AS jsonb)), (:o, CAST(:b AS jsonb)), (:o, CAST(:c AS jsonb))"
             ),
             {
-                "a": f'{{"media": [{{"media_id": {named}}}, {{"media_id": "x"}}, 3, null]}}',
-                "b": f'{{"media": {{"media_id": {other}}}}}',
-                "c": '{"text": "no media"}',
+                "o": owner,
+                "a": f'{{"media_ids": "{named}, x, 99999999999999999999"}}',
+                "b": f'{{"media_ids": " {listed_too} "}}',
+                "c": f'{{"text": "no media", "media": [{{"media_id": {unnamed}}}]}}',
             },
         )
 
     async with database.primary.begin() as connection:
         pruned = await prune_media(connection, retention_days=RETENTION_DAYS)
 
-    assert pruned.files == 2
-    assert _kept(sync_engine) == [named]
-    assert unnamed not in _kept(sync_engine)
+    assert pruned.files == 1
+    assert _kept(sync_engine) == sorted([named, listed_too])
 
 
 async def test_a_file_being_taken_for_a_broadcast_is_skipped_then_kept(

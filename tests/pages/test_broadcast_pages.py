@@ -168,7 +168,7 @@ async def test_the_live_preview_shows_what_a_chat_would(signed_in: SignIn) -> No
         headers=headers,
     )
     assert bold.status_code == 200
-    assert '<div class="bubble"><b>bold</b> text' in bold.text
+    assert '<div class="bubble-text"><b>bold</b> text</div>' in bold.text
     plain = await client.post(
         "/broadcasts/preview", data={"text": "<script>x()</script>"}, headers=headers
     )

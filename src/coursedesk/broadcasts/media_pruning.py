@@ -1,6 +1,6 @@
 """Deleting uploaded files nothing uses: no broadcast, no draft, and older than the retention.
 
-A file is kept while any MEDIA_HOLDERS row names it, and for MEDIA_RETENTION_DAYS after
+A file is kept while a broadcast sends it or a draft names it, and for MEDIA_RETENTION_DAYS after
 its upload whatever holds it, so that one uploaded for a broadcast still being written
 is there when it is sent. Each worker prunes when it starts and every
 PRUNE_INTERVAL_SECONDS after (pruning_media); `coursedesk media prune` does it by hand.
@@ -15,6 +15,9 @@ Races, and why none loses a file in use:
 - A holder that committed after the prune's snapshot, and so unseen by it, is caught by
   the foreign key (broadcast_media.media_id) when the file is deleted: that attempt is
   rolled back to its savepoint and made again, with a snapshot that sees the holder.
+  A draft has no foreign key: one saved in the moment between a prune's snapshot and
+  its lock may name a file the prune deletes; sending it is then refused with a 400
+  naming the file, and the draft is otherwise kept.
 """
 
 from __future__ import annotations
@@ -30,34 +33,6 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from coursedesk.errors import InvalidInput
-
-
-@dataclass(frozen=True, slots=True)
-class MediaHolder:
-    """Rows that keep the files they name: `media_ids` is a SELECT of those media ids.
-
-    A holder whose `table` does not exist is left out, so that a table another part of
-    the product adds (drafts) can be named here before it exists everywhere.
-    """
-
-    table: str
-    media_ids: str
-
-
-MEDIA_HOLDERS: tuple[MediaHolder, ...] = (
-    MediaHolder("broadcast_media", "SELECT media_id FROM broadcast_media"),
-    # A draft's media: fields->'media' is a list of {"media_id": N}; anything else in it
-    # holds nothing.
-    MediaHolder(
-        "broadcast_drafts",
-        """SELECT CAST(item->>'media_id' AS bigint)
-        FROM broadcast_drafts AS d,
-            jsonb_array_elements(CASE jsonb_typeof(d.fields->'media')
-                                 WHEN 'array' THEN d.fields->'media' ELSE '[]' END) AS item
-        WHERE jsonb_typeof(item) = 'object'
-          AND item->>'media_id' ~ '^[0-9]{1,18}$'""",
-    ),
-)
 
 log = logging.getLogger(__name__)
 
@@ -76,28 +51,23 @@ SELECT id FROM media_files WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FO
 """
 )
 
-EXISTING_HOLDERS = text(
-    """
--- existing_holders: which of the holders' tables there are.
-SELECT name FROM unnest(CAST(:tables AS text[])) AS name WHERE to_regclass(name) IS NOT NULL
-"""
-)
-
-
-def _unused_files(holders: Sequence[MediaHolder], *, lock: bool) -> str:
-    """The files older than :retention_days that no holder names, the first :batch of
-    them (all with NULL), locked for deletion with `lock`."""
-    held = "\n          UNION ALL ".join(holder.media_ids for holder in holders)
-    unheld = f"AND f.id NOT IN ({held})" if holders else ""
-    locking = "FOR UPDATE SKIP LOCKED" if lock else ""
-    return f"""
+# Files are held by the broadcasts that send them and by the drafts that name them in the
+# composer's media_ids field, ids between commas or spaces (pages/composer_form.py);
+# anything else in a draft holds nothing.
+_UNUSED_FILES = """
     SELECT f.id FROM media_files AS f
     WHERE f.created_at < now() - make_interval(days => :retention_days)
-      {unheld}
+      AND NOT EXISTS (SELECT 1 FROM broadcast_media AS b WHERE b.media_id = f.id)
+      AND f.id NOT IN (
+          SELECT CAST(listed AS bigint)
+          FROM broadcast_drafts AS d,
+              regexp_split_to_table(coalesce(d.fields->>'media_ids', ''), '[^0-9]+') AS listed
+          WHERE listed ~ '^[0-9]{1,18}$')
     ORDER BY f.id
     LIMIT :batch
-    {locking}
-    """
+"""
+"""The files older than :retention_days that nothing holds, the first :batch of them (all
+with NULL)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,20 +88,13 @@ async def keep_media(session: AsyncSession, media_ids: Sequence[int]) -> None:
         raise InvalidInput(f"media: no media with id {missing[0]}")
 
 
-async def existing_holders(connection: AsyncConnection) -> list[MediaHolder]:
-    tables = [holder.table for holder in MEDIA_HOLDERS]
-    present = set((await connection.scalars(EXISTING_HOLDERS, {"tables": tables})).all())
-    return [holder for holder in MEDIA_HOLDERS if holder.table in present]
-
-
 async def unused_media(connection: AsyncConnection, *, retention_days: int) -> Pruned:
     """What a prune would delete now (nothing is locked or deleted)."""
-    query = _unused_files(await existing_holders(connection), lock=False)
     row = (
         await connection.execute(
             text(
                 f"SELECT count(*), coalesce(sum(m.size), 0) FROM media_files AS m "
-                f"WHERE m.id IN ({query})"
+                f"WHERE m.id IN ({_UNUSED_FILES})"
             ),
             {"retention_days": retention_days, "batch": None},
         )
@@ -148,11 +111,10 @@ async def prune_media(
     Files another transaction has locked are skipped; a holder committed meanwhile
     makes the deletion start again (PRUNE_ATTEMPTS) rather than fail.
     """
-    holders = await existing_holders(connection)
     statement = text(
         f"""
         -- prune_media: the unused files, deleted with their slices.
-        DELETE FROM media_files WHERE id IN ({_unused_files(holders, lock=True)})
+        DELETE FROM media_files WHERE id IN ({_UNUSED_FILES} FOR UPDATE SKIP LOCKED)
         RETURNING size
         """
     )

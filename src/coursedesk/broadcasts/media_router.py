@@ -1,15 +1,22 @@
-"""`POST /api/media`: a photo, video, animation or document to send with broadcasts
-(docs/reference.md §5.7)."""
+"""`POST /api/media`: a photo, video, animation or document to send with broadcasts, and
+`GET /api/media/{id}` to see it again (docs/reference.md §5.7)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from coursedesk.audit.service import record
-from coursedesk.broadcasts.media import MediaWriter
+from coursedesk.broadcasts.composition import MEDIA_ID_MAX
+from coursedesk.broadcasts.media import MediaWriter, StoredContent, media_by_ids
 from coursedesk.broadcasts.models import MAX_MEDIA_BYTES, MediaKind
-from coursedesk.web.deps import Operator, Session
+from coursedesk.db.engine import Database
+from coursedesk.errors import NotFound
+from coursedesk.web.deps import Operator, Session, Viewer, get_database
 from coursedesk.web.uploads import ChunkWriter, FilePartStart, read_file_part
 
 router = APIRouter(prefix="/api/media", tags=["broadcasts"])
@@ -95,4 +102,43 @@ async def upload_media(request: Request, principal: Operator, session: Session) 
         filename=stored.filename,
         size=stored.size,
         mime_type=stored.mime_type,
+    )
+
+
+SHOWN_INLINE = frozenset({"photo", "video", "animation"})
+"""Kinds a browser shows as they are; anything else is only ever downloaded, so that a
+document uploaded as HTML or SVG can never run as a page of this site."""
+
+
+@router.get(
+    "/{media_id}",
+    summary="A file uploaded for broadcasts, as it was stored (viewer)",
+    description=(
+        "Photos, videos and animations come with their own type, to be shown; other files "
+        "as a download. Read a slice at a time from the database."
+    ),
+    response_class=StreamingResponse,
+    responses={404: {"description": "No file with this id"}},
+)
+async def media_content(
+    media_id: Annotated[int, Path(ge=1, le=MEDIA_ID_MAX)],
+    _: Viewer,
+    session: Session,
+    database: Annotated[Database, Depends(get_database)],
+) -> StreamingResponse:
+    found = (await media_by_ids(session, [media_id])).get(media_id)
+    if found is None:
+        raise NotFound(f"no media with id {media_id}")
+    inline = found.kind in SHOWN_INLINE
+    disposition = "inline" if inline else "attachment"
+    return StreamingResponse(
+        StoredContent(database.primary, media_id, found.size).chunks(),
+        media_type=found.mime_type if inline else "application/octet-stream",
+        headers={
+            "Content-Length": str(found.size),
+            "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(found.filename)}",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, max-age=86400, immutable",
+        },
     )

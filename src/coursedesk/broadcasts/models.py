@@ -311,3 +311,24 @@ class LinkTokenKey(Base):
 
     id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     secret: Mapped[bytes] = mapped_column(BYTEA)
+
+
+class BroadcastDraft(Base):
+    """A composition a staff user kept to finish later (broadcasts/drafts.py).
+
+    `fields` holds the composer's fields as they were saved; `version` moves on with every
+    save, and a save must name the version it was made on.
+    """
+
+    __tablename__ = "broadcast_drafts"
+    __table_args__ = (
+        CheckConstraint("version >= 1", name="version_positive"),
+        Index("ix_broadcast_drafts_owner_id_updated_at", "owner_id", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(Integer, ForeignKey("staff_users.id", ondelete="CASCADE"))
+    fields: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -19,7 +19,7 @@ from coursedesk.broadcasts.models import (
 from coursedesk.broadcasts.schemas import RecipientType
 from coursedesk.errors import CoursedeskError
 from coursedesk.pages.broadcast_outcome import LIVE_STATUSES, Outcome
-from coursedesk.pages.composer_form import preview_of
+from coursedesk.pages.composer_preview import broadcast_preview
 from coursedesk.pages.flash import redirect_with_flash
 from coursedesk.pages.forms import all_or_nothing
 from coursedesk.pages.paging import PageNumber, pages_of
@@ -139,7 +139,7 @@ async def broadcast_page(
         and message.started_at is not None
         and figures["sent"] > 0
         and not (message.delete_requested_at is not None and message.deleted_at is None),
-        "preview": preview_of(message.message_text, message.parse_mode or ""),
+        "preview": await broadcast_preview(session, message),
         "recipients": recipients,
         "chosen_status": status,
         "statuses": DELIVERY_STATUSES,

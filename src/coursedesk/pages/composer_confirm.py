@@ -27,7 +27,9 @@ from coursedesk.broadcasts.idempotency import (
 )
 from coursedesk.config import Settings
 from coursedesk.pages.broadcasts import audience_label
-from coursedesk.pages.composer_form import AUDIENCE_CHOICES, Draft, preview_of
+from coursedesk.pages.composer_drafts import discard_sent
+from coursedesk.pages.composer_form import AUDIENCE_CHOICES, Draft
+from coursedesk.pages.composer_preview import message_preview
 from coursedesk.pages.flash import Flash, redirect_with_flash
 from coursedesk.pages.forms import all_or_nothing
 from coursedesk.pages.rendering import render_page, settings_of
@@ -53,6 +55,7 @@ async def review(session: AsyncSession, draft: Draft, settings: Settings) -> Rev
         audience=audience,
         parse_mode=draft.parse_mode or None,
         scheduled_at=draft.schedule(settings.timezone),
+        content=draft.content(),
     )
     return Reviewed(
         checked.parse_mode,
@@ -91,7 +94,7 @@ async def confirm_page(
         draft, made = draft.with_new_key(), None
     context: dict[str, object] = {
         "draft": draft,
-        "preview": preview_of(draft.text, draft.parse_mode),
+        "preview": await message_preview(session, draft),
         "choices": {key: label for key, label, _ in AUDIENCE_CHOICES},
         "notice": notice,
     }
@@ -149,7 +152,10 @@ async def send_once(
             actor=principal.actor,
             parse_mode=reviewed.parse_mode,
             scheduled_at=draft.schedule(settings.timezone),
+            content=draft.content(),
         )
+        if not sent.replayed:
+            await discard_sent(session, principal, draft)
     made_id = sent.broadcast.message_id
     if sent.replayed:
         return _already_sent(request, made_id)

@@ -8,6 +8,7 @@ from coursedesk.pages import (
     assets,
     broadcasts,
     composer,
+    composer_drafts,
     dashboard,
     performance,
     student_edits,
@@ -25,6 +26,7 @@ for part in (
     # Before the broadcast pages, whose /broadcasts/{id} would otherwise claim /broadcasts/new.
     composer.router,
     composer.fragments,
+    composer_drafts.router,
     broadcasts.router,
     system.router,
     performance.router,

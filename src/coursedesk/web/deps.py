@@ -228,6 +228,50 @@ async def page_principal(
     return await _admit(request, session, principal)
 
 
+MAX_FORM_WITH_FILE = 50 * 1024 * 1024 + 4 * 1024 * 1024
+"""A page form posted with a file: Telegram's largest upload, and the form's other fields."""
+MAX_FORM_FIELD_BYTES = 3 * 1024 * 1024
+
+
+async def page_principal_posting_a_file(
+    request: Request,
+    session: Session,
+    principal: Annotated[Principal | None, Depends(optional_principal)],
+) -> AsyncIterator[Principal]:
+    """page_principal for a page form posted as multipart/form-data with one file, as a
+    browser without the page's script sends a file input. Such a form cannot put its
+    CSRF token in a header, so the form is read first, whole but within
+    MAX_FORM_WITH_FILE bytes (its length said up front), and the token taken from it;
+    the route reads the same parsed form, whose files are closed once it is done."""
+    if principal is None:
+        raise HTTPException(
+            status_code=303, detail="sign in first", headers={"Location": login_url(request)}
+        )
+    length = request.headers.get("content-length", "")
+    if not (length.isascii() and length.isdigit()):
+        raise HTTPException(status_code=411, detail="send the form with its length")
+    if int(length) > MAX_FORM_WITH_FILE:
+        raise HTTPException(
+            status_code=413,
+            detail=f"the form is over {MAX_FORM_WITH_FILE // (1024 * 1024)} MB",
+        )
+    form = await request.form(max_files=1, max_fields=200, max_part_size=MAX_FORM_FIELD_BYTES)
+    try:
+        sent = form.get(CSRF_FORM_FIELD)
+        from_browser = principal.via == "session"
+        if from_browser and not (
+            isinstance(sent, str) and secrets_match(sent, principal.csrf_token or "")
+        ):
+            raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
+        await session.execute(
+            text("SELECT set_config('coursedesk.actor', :actor, true)"),
+            {"actor": principal.actor},
+        )
+        yield principal
+    finally:
+        await form.close()
+
+
 def check_role(principal: Principal, role: Role) -> Principal:
     """The principal, if their role includes `role`; 403 otherwise."""
     if not principal.role.allows(role):
@@ -241,6 +285,18 @@ def require_role(role: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
 
     async def dependency(
         principal: Annotated[Principal, Depends(current_principal)],
+    ) -> Principal:
+        return check_role(principal, role)
+
+    return dependency
+
+
+@cache
+def require_page_role_posting_a_file(role: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """require_page_role for a page form posted with a file (page_principal_posting_a_file)."""
+
+    async def dependency(
+        principal: Annotated[Principal, Depends(page_principal_posting_a_file, scope="function")],
     ) -> Principal:
         return check_role(principal, role)
 

@@ -1,4 +1,5 @@
 // The composer: live preview, live recipient count, and picking students by name.
+// Media, buttons, variables and the preview's student are composer-content.js.
 "use strict";
 
 (() => {
@@ -7,7 +8,6 @@
     return;
   }
   const { csrfToken, sendJSON, debounce } = window.coursedesk;
-  const text = form.elements.namedItem("text");
   const idsInput = document.getElementById("user-ids");
   const search = document.getElementById("student-search");
   const suggestions = document.getElementById("student-suggestions");
@@ -83,8 +83,15 @@
     );
   }
 
+  // The whole form but its file input: the preview shows media, buttons, the student
+  // chosen to preview as, and the longest text in the audience.
   async function refreshPreview() {
-    const body = new URLSearchParams({ text: text.value, parse_mode: checked("parse_mode") });
+    const body = new URLSearchParams();
+    for (const [name, value] of new FormData(form)) {
+      if (typeof value === "string") {
+        body.append(name, value);
+      }
+    }
     const response = await fetch("/broadcasts/preview", {
       method: "POST",
       credentials: "same-origin",
@@ -172,14 +179,17 @@
 
   form.addEventListener("change", (event) => {
     showPanels();
-    if (event.target.name === "parse_mode") {
-      previewSoon();
-    }
+    previewSoon();
     if (["audience_type", "stream", "user_ids"].includes(event.target.name)) {
       countSoon();
     }
   });
-  text.addEventListener("input", previewSoon);
+  form.addEventListener("input", (event) => {
+    if (event.target.name) {
+      previewSoon();
+    }
+  });
+  form.addEventListener("composer:changed", previewSoon);
   idsInput.addEventListener("input", () => {
     showChips();
     countSoon();
