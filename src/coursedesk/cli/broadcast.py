@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursedesk.broadcasts.audiences import Audience, parse_audience_argument
 from coursedesk.broadcasts.composition import Button, ContentRequest, MediaChoice, Options
+from coursedesk.broadcasts.detail import message_detail
 from coursedesk.broadcasts.media import CHUNK_BYTES, MediaWriter
 from coursedesk.broadcasts.schemas import MessageDetail
 from coursedesk.broadcasts.service import (
@@ -22,7 +23,6 @@ from coursedesk.broadcasts.service import (
     CreatedBroadcast,
     check_broadcast,
     create_broadcast,
-    get_message,
 )
 from coursedesk.cli.common import (
     cli_actor,
@@ -239,4 +239,4 @@ def status(
 
 
 async def _detail(session: AsyncSession, message_id: int) -> MessageDetail:
-    return MessageDetail.model_validate(await get_message(session, message_id))
+    return await message_detail(session, message_id)

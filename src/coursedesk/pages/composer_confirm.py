@@ -53,6 +53,7 @@ async def review(session: AsyncSession, draft: Draft, settings: Settings) -> Rev
         audience=audience,
         parse_mode=draft.parse_mode or None,
         scheduled_at=draft.schedule(settings.timezone),
+        public_base_url=settings.public_base_url,
     )
     return Reviewed(
         checked.parse_mode,
@@ -149,6 +150,7 @@ async def send_once(
             actor=principal.actor,
             parse_mode=reviewed.parse_mode,
             scheduled_at=draft.schedule(settings.timezone),
+            public_base_url=settings.public_base_url,
         )
     made_id = sent.broadcast.message_id
     if sent.replayed:
