@@ -125,7 +125,7 @@ async def test_html_links_and_buttons_go_out_per_recipient_and_clicks_count_once
             (recipients[user_id], 0),
             (recipients[user_id], 1),
         ]
-        assert f">https://school.example/faq?a=1&amp;b=2</a>." in message.text
+        assert ">https://school.example/faq?a=1&amp;b=2</a>." in message.text
         book, later = message.buttons
         assert book == (InlineButton("Book", url=f"{BASE}/r/{tokens[0]}"),)
         assert later == (InlineButton("Later", callback_data=f"cd:{message_id}:later"),)
