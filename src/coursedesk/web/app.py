@@ -13,6 +13,7 @@ from coursedesk.analytics.changes import source_changes
 from coursedesk.analytics.folding import folding, process_name
 from coursedesk.analytics.router import router as analytics_router
 from coursedesk.audit.router import router as audit_router
+from coursedesk.broadcasts.link_router import click_engine
 from coursedesk.broadcasts.link_router import router as link_router
 from coursedesk.broadcasts.link_tokens import LinkKeys
 from coursedesk.broadcasts.media_router import router as media_router
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             async with (
                 observing(app, settings, app.state.database),
                 bot_client(app, settings),
+                click_engine(app, settings, app.state.database),
             ):
                 yield
         finally:
