@@ -51,7 +51,8 @@ format: $(STAMP)
 # Seeding speed at SCALE users, the analytics and users routes against the original design's
 # SQL (on BENCH_DATABASE_URL when given: seeded once, reused after), then the broadcast
 # pipeline (rate, throughput, audience, RSS), then what query monitoring costs and the
-# answer cache saves, then what the change capture and the fold cost the bot's writes.
+# answer cache saves, then what the change capture and the fold cost the bot's writes,
+# then how fast a tracked link's /r/{token} answers.
 # The package alone in a fresh virtual environment: --help and db upgrade must work.
 install-check:
 	PYTHON=$(PYTHON) .ci/install-check
@@ -64,6 +65,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/monitoring_bench.py
 	$(BIN)/python bench/bot_writes.py
 	$(BIN)/python bench/replica_bench.py --users $(SCALE)
+	$(BIN)/python bench/redirect_bench.py
 
 clean:
 	rm -rf $(VENV) .coursedesk .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,7 @@
 """How fast a tracked link answers: `GET /r/{token}` against the real app over HTTP.
 
-    python bench/redirect_bench.py [--recipients 100000] [--requests 20000]
-        [--concurrency 1,16,64]
+    python bench/redirect_bench.py [--recipients 100000] [--requests 5000]
+        [--concurrency 1,8,32]
 
 A scratch database (on DATABASE_URL's server, or an embedded one) gets one sent broadcast
 with three tracked links and --recipients recipients; the app is served by uvicorn in a
@@ -154,8 +154,8 @@ def milliseconds(seconds: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=100_000)
-    parser.add_argument("--requests", type=int, default=20_000)
-    parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument("--requests", type=int, default=5_000)
+    parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.serve:
