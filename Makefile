@@ -52,7 +52,8 @@ format: $(STAMP)
 # SQL (on BENCH_DATABASE_URL when given: seeded once, reused after), then the broadcast
 # pipeline (rate, throughput, audience, RSS) and media broadcasts (a photo, a 50 MB video,
 # an album of ten: rate, uploads per file, RSS), then what query monitoring costs and the
-# answer cache saves, then what the change capture and the fold cost the bot's writes.
+# answer cache saves, then what the change capture and the fold cost the bot's writes,
+# then how fast a tracked link's /r/{token} answers.
 # The package alone in a fresh virtual environment: --help and db upgrade must work.
 install-check:
 	PYTHON=$(PYTHON) .ci/install-check
@@ -66,6 +67,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/monitoring_bench.py
 	$(BIN)/python bench/bot_writes.py
 	$(BIN)/python bench/replica_bench.py --users $(SCALE)
+	$(BIN)/python bench/redirect_bench.py
 
 clean:
 	rm -rf $(VENV) .coursedesk .pytest_cache .mypy_cache .ruff_cache

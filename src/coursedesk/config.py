@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     # upload (broadcasts/media_pruning.py).
     media_retention_days: int = Field(default=7, ge=1, le=3650)
     secret_key: str | None = None
+    # Where students reach this app: tracked links of broadcasts go out as
+    # {public_base_url}/r/{token}; unset, no link is tracked (docs/reference.md §8).
+    public_base_url: str | None = None
     app_timezone: str = "UTC"
     metrics_public: bool = False
     cache_ttl_seconds: float = Field(default=5.0, ge=0, le=FRESHNESS_BOUND_SECONDS)
@@ -107,6 +110,25 @@ class Settings(BaseSettings):
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_base_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        _check_port(value, "public")
+        parts = urlsplit(value)
+        if not parts.hostname:
+            raise ValueError("must name a host, e.g. https://school.example")
+        if parts.query or parts.fragment or "?" in value or "#" in value:
+            raise ValueError("must have no query (?) or fragment (#)")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("must carry no user name or password")
+        if any(char.isspace() for char in value):
+            raise ValueError("must have no spaces")
         return value.rstrip("/")
 
     @field_validator("forwarded_allow_ips")

@@ -24,6 +24,7 @@ PUBLIC_PATHS = frozenset(
         "/api/telegram/webhook",
         "/login",
         "/openapi.json",
+        "/r/{token}",
     }
 )
 

@@ -8,7 +8,7 @@ from broadcast_helpers import add_many_users, rows, scalar
 from media_samples import JPEG, MP4, PDF, PNG
 from sqlalchemy import Engine
 
-from cli_process import RunCli
+from cli_process import RunCli, run_process
 
 REFUSED_SENDS = [
     ("--audience", "all", "--text", "<b>unclosed", "--parse-mode", "HTML"),
@@ -147,3 +147,35 @@ def test_bad_media_and_buttons_are_one_line_and_queue_nothing(
             assert sent.stderr.count("\n") == 1, sent.stderr
     assert scalar(sync_engine, "SELECT count(*) FROM message_history") == 0
     assert scalar(sync_engine, "SELECT count(*) FROM media_files") == 0
+
+
+def test_links_are_tracked_with_public_base_url_unless_told_not_to(
+    database_url: str, sync_engine: Engine, tmp_path: Path, run_cli: RunCli
+) -> None:
+    add_many_users(sync_engine, 3001, 2)
+    environment = {
+        "DATABASE_URL": database_url,
+        "COURSEDESK_HOME": str(tmp_path / "home"),
+        "PUBLIC_BASE_URL": "https://school.example/",
+    }
+    send = ("broadcast", "send", "--audience", "all", "--text", "See https://school.example/a")
+    button = ("--button", "Go=https://school.example/b")
+    tracked = run_process(*send, *button, env=environment)
+    untracked = run_process(*send, *button, "--no-track-links", env=environment)
+    refused = run_cli(*send, "--dry-run")
+    assert (tracked.returncode, untracked.returncode) == (0, 0), tracked.stderr + untracked.stderr
+    made = {
+        row.id: row.track_links
+        for row in rows(sync_engine, "SELECT id, track_links FROM message_history")
+    }
+    assert made == {int(tracked.stdout): True, int(untracked.stdout): False}
+    links = rows(sync_engine, "SELECT message_id, position, url FROM broadcast_links ORDER BY 2")
+    assert [(link.message_id, link.position, link.url) for link in links] == [
+        (int(tracked.stdout), 0, "https://school.example/a"),
+        (int(tracked.stdout), 1, "https://school.example/b"),
+    ]
+    # Without PUBLIC_BASE_URL nothing is tracked, and nothing is refused either.
+    assert (refused.returncode, refused.stdout) == (0, "2\n"), refused.stderr
+    status = run_process("broadcast", "status", tracked.stdout.strip(), "--json", env=environment)
+    assert status.returncode == 0, status.stderr
+    assert '"clicked_count": 0' in status.stdout and '"unique_clicks": 0' in status.stdout

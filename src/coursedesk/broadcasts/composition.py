@@ -91,6 +91,8 @@ class ContentRequest(BaseModel):
     media: Annotated[list[MediaChoice], Field(max_length=MAX_SUBMITTED_MEDIA)] = []
     buttons: ButtonRows = []
     options: Options = Options()
+    track_links: bool | None = None
+    """None: tracked when PUBLIC_BASE_URL is set (broadcasts/tracking.py)."""
 
     def canonical(self) -> dict[str, Any]:
         """What the request's hash covers (broadcasts/idempotency.py): the fields given."""

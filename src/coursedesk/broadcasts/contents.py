@@ -28,7 +28,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from coursedesk.broadcasts.composition import callback_data_of
 from coursedesk.broadcasts.models import MediaKind
-from coursedesk.broadcasts.personalisation import PersonalText, parse_template, personal_text
+from coursedesk.broadcasts.personalisation import (
+    PersonalText,
+    Template,
+    parse_template,
+    personal_text,
+)
+from coursedesk.broadcasts.tracking import LinkTracking, link_tracking
 from coursedesk.errors import InvalidInput
 from coursedesk.telegram.client import CallbackButton, InlineKeyboard, UrlButton
 from coursedesk.telegram.formatting import FormattingError
@@ -37,7 +43,7 @@ SENDING_BROADCASTS = text(
     """
 -- sending_broadcasts: what workers send, oldest schedule first.
 SELECT m.id, m.message_text, m.parse_mode, m.buttons,
-    m.disable_link_preview, m.protect_content, m.silent, m.pin,
+    m.disable_link_preview, m.protect_content, m.silent, m.pin, m.track_links,
     EXISTS (SELECT 1 FROM broadcast_media AS b WHERE b.message_id = m.id) AS has_media
 FROM message_history AS m
 WHERE m.status = 'sending'
@@ -52,6 +58,15 @@ SELECT b.message_id, b.position, b.kind, b.file_id, b.media_id, f.filename, f.mi
 FROM broadcast_media AS b JOIN media_files AS f ON f.id = b.media_id
 WHERE b.message_id = ANY(CAST(:ids AS integer[]))
 ORDER BY b.message_id, b.position
+"""
+)
+
+BROADCAST_LINKS = text(
+    """
+-- broadcast_links: the numbered links of these tracked broadcasts.
+SELECT message_id, position, url
+FROM broadcast_links
+WHERE message_id = ANY(CAST(:ids AS integer[]))
 """
 )
 
@@ -138,6 +153,8 @@ class BroadcastContent:
     """The text's template, when it holds variables to fill for each recipient."""
     personal_buttons: bool = False
     """Some button text holds variables."""
+    tracking: LinkTracking | None = None
+    """Its links go out through /r/{token} (broadcasts/tracking.py)."""
 
     @property
     def is_personal(self) -> bool:
@@ -166,9 +183,19 @@ async def sending_broadcasts(connection: AsyncConnection) -> list[BroadcastConte
                     item.file_id,
                 )
             )
+    links: defaultdict[int, dict[str, int]] = defaultdict(dict)
+    tracked = [row.id for row in rows if row.track_links]
+    if tracked:
+        for link in await connection.execute(BROADCAST_LINKS, {"ids": tracked}):
+            links[link.message_id][link.url] = link.position
     contents = []
     for row in rows:
         buttons = keyboard(row.id, row.buttons or [])
+        personal = _template(row.message_text, row.parse_mode, caption=bool(media[row.id]))
+        tracking = None
+        if row.id in links:
+            template = personal.template if personal is not None else Template((row.message_text,))
+            tracking = link_tracking(template, row.parse_mode, buttons, links[row.id])
         contents.append(
             BroadcastContent(
                 row.id,
@@ -180,8 +207,9 @@ async def sending_broadcasts(connection: AsyncConnection) -> list[BroadcastConte
                 row.protect_content,
                 row.silent,
                 row.pin,
-                _template(row.message_text, row.parse_mode, caption=bool(media[row.id])),
+                personal,
                 any(_has_variables(button.text) for line in buttons for button in line),
+                tracking,
             )
         )
     return contents

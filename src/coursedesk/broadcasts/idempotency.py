@@ -199,6 +199,7 @@ async def create_broadcast_once(
     parse_mode: str | None = None,
     scheduled_at: datetime | None = None,
     content: ContentRequest = NO_CONTENT,
+    public_base_url: str | None = None,
 ) -> SentOnce:
     """create_broadcast, once per key: a request sent again gets the first one's answer
     and queues nothing (KeyReused if it is another request)."""
@@ -213,6 +214,7 @@ async def create_broadcast_once(
         parse_mode=parse_mode,
         scheduled_at=scheduled_at,
         content=content,
+        public_base_url=public_base_url,
     )
     await record(
         session,

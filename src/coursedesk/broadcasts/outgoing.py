@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from coursedesk.broadcasts.contents import BroadcastContent, OutgoingMedia
 from coursedesk.broadcasts.media import StoredContent, check_complete
 from coursedesk.broadcasts.personalisation import NotSendable, Profile, fill_plain
+from coursedesk.broadcasts.tracking import Addresses
 from coursedesk.telegram.client import (
     AlbumItem,
     AlbumResult,
@@ -28,14 +29,27 @@ from coursedesk.telegram.client import (
 )
 
 
-def personalised(content: BroadcastContent, profile: Profile) -> BroadcastContent:
-    """The content as one recipient gets it, its variables filled with their values;
-    NotSendable when Telegram would refuse it (too long, empty, a button with no text)."""
-    if not content.is_personal:
+def personalised(
+    content: BroadcastContent, profile: Profile, addresses: Addresses | None = None
+) -> BroadcastContent:
+    """The content as one recipient gets it, its variables filled with their values and,
+    for a tracked broadcast, its links with their `addresses`; NotSendable when Telegram
+    would refuse it (too long, empty, a button with no text)."""
+    tracking = content.tracking if addresses is not None else None
+    if not content.is_personal and tracking is None:
         return content
+    # Filled with its own links first: that is what checks the length Telegram counts,
+    # which tracked links leave as it is (broadcasts/tracking.py).
     text = content.personal.fill(profile) if content.personal is not None else content.text
+    parse_mode = content.parse_mode
     buttons = _filled_buttons(content.buttons, profile) if content.personal_buttons else None
-    return replace(content, text=text, buttons=content.buttons if buttons is None else buttons)
+    buttons = content.buttons if buttons is None else buttons
+    if tracking is not None and addresses is not None:
+        if tracking.text is not None:
+            text = tracking.text.fill(profile, addresses)
+            parse_mode = tracking.text.parse_mode
+        buttons = tracking.buttons(buttons, addresses)
+    return replace(content, text=text, parse_mode=parse_mode, buttons=buttons)
 
 
 def _filled_buttons(rows: InlineKeyboard, profile: Profile) -> InlineKeyboard:

@@ -11,9 +11,9 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from coursedesk.analytics.export import csv_response
-from coursedesk.broadcasts import service
+from coursedesk.broadcasts import clicks, service
 from coursedesk.broadcasts.audiences import count_recipients
-from coursedesk.broadcasts.composition import media_of
+from coursedesk.broadcasts.detail import message_detail
 from coursedesk.broadcasts.idempotency import (
     MAX_KEY_LENGTH,
     KeyedRequest,
@@ -36,7 +36,6 @@ from coursedesk.broadcasts.schemas import (
     RecipientType,
     SendAnswer,
     SendRequest,
-    SentMediaItem,
     TestSendAnswer,
     TestSendRequest,
 )
@@ -105,10 +104,12 @@ IdempotencyKey = Annotated[
 )
 async def send(
     body: SendRequest,
+    request: Request,
     principal: Operator,
     session: Session,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
+    public_base_url = settings_of(request).public_base_url
     if body.dry_run:
         checked = await service.check_broadcast(
             session,
@@ -117,6 +118,7 @@ async def send(
             parse_mode=body.parse_mode,
             scheduled_at=body.scheduled_at,
             content=body.content(),
+            public_base_url=public_base_url,
         )
         return JSONResponse(
             AudienceCount(
@@ -133,6 +135,7 @@ async def send(
             parse_mode=body.parse_mode,
             scheduled_at=body.scheduled_at,
             content=body.content(),
+            public_base_url=public_base_url,
         )
         return SendAnswer(**asdict(created))
     keyed = KeyedRequest(
@@ -150,6 +153,7 @@ async def send(
             parse_mode=body.parse_mode,
             scheduled_at=body.scheduled_at,
             content=body.content(),
+            public_base_url=public_base_url,
         )
     except KeyReused as exc:
         return error_response(409, str(exc), message_id=exc.message_id)
@@ -223,16 +227,24 @@ async def history(
         limit=limit,
         offset=offset,
     )
-    return MessagePage(items=[MessageItem.model_validate(m) for m in messages], total=total)
+    items = [MessageItem.model_validate(m) for m in messages]
+    clicked = await clicks.clicked_counts(session, [m.id for m in messages if m.track_links])
+    for item in items:
+        item.clicked_count = clicked.get(item.id, 0)
+    return MessagePage(items=items, total=total)
 
 
-@router.get("/{message_id:int}", summary="One broadcast and its delivery figures")
+@router.get(
+    "/{message_id:int}",
+    summary="One broadcast and its delivery figures",
+    description=(
+        "With its files, and for a broadcast whose links are tracked, each link with its "
+        "unique and total clicks (`links`) and the recipients who clicked any "
+        "(`clicked_count`)."
+    ),
+)
 async def one_message(message_id: MessageId, _: Viewer, session: Session) -> MessageDetail:
-    detail = MessageDetail.model_validate(await service.get_message(session, message_id))
-    detail.media = [
-        SentMediaItem.model_validate(item) for item in await media_of(session, message_id)
-    ]
-    return detail
+    return await message_detail(session, message_id)
 
 
 async def _csv_rows(

@@ -60,9 +60,22 @@ class SendRequest(BaseModel):
         ),
     )
     options: Options = Options()
+    track_links: bool | None = Field(
+        default=None,
+        description=(
+            "Send every http(s) link of the text and every URL button through "
+            "{PUBLIC_BASE_URL}/r/{token}, one token per recipient and link, to count the "
+            "clicks; by default when PUBLIC_BASE_URL is set, refused (400) when it is not"
+        ),
+    )
 
     def content(self) -> ContentRequest:
-        return ContentRequest(media=self.media, buttons=self.buttons, options=self.options)
+        return ContentRequest(
+            media=self.media,
+            buttons=self.buttons,
+            options=self.options,
+            track_links=self.track_links,
+        )
 
 
 class SendAnswer(BaseModel):
@@ -118,6 +131,10 @@ class MessageItem(BaseModel):
     protect_content: bool = False
     silent: bool = False
     pin: bool = False
+    track_links: bool = False
+    clicked_count: int = Field(
+        default=0, description="Recipients who clicked any of its tracked links"
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -138,9 +155,19 @@ class SentMediaItem(BaseModel):
     uploaded: bool = Field(description="Telegram has the file: later sends go by its file_id")
 
 
+class LinkItem(BaseModel):
+    """A tracked link of a broadcast and its clicks."""
+
+    position: int = Field(description="Its number in the broadcast, from 0, text first")
+    url: str
+    unique_clicks: int = Field(description="Recipients who clicked it")
+    total_clicks: int = Field(description="Clicks on it, a recipient's repeats included")
+
+
 class MessageDetail(MessageItem):
     audience: dict[str, Any]
     media: list[SentMediaItem] = []
+    links: list[LinkItem] = Field(default=[], description="Its tracked links, by position")
 
 
 class MessagePage(BaseModel):

@@ -41,10 +41,12 @@ from coursedesk.broadcasts.jobs import (
     deletion_outcome,
     delivery_outcome,
 )
+from coursedesk.broadcasts.link_tokens import LinkKeys
 from coursedesk.broadcasts.media import MediaMissing
 from coursedesk.broadcasts.outgoing import files_to_send, personalised, send_content
 from coursedesk.broadcasts.pacer import Pacer
 from coursedesk.broadcasts.personalisation import NotSendable
+from coursedesk.broadcasts.tracking import Addresses
 from coursedesk.telegram.client import (
     AlbumResult,
     Blocked,
@@ -82,6 +84,8 @@ class SenderOptions:
     flush_seconds: float = 0.1
     backoff: Backoff = default_backoff
     owner: str = field(default_factory=worker_name)
+    public_base_url: str | None = None
+    """PUBLIC_BASE_URL: where the tracked links of broadcasts lead."""
 
     @property
     def max_in_flight(self) -> int:
@@ -133,6 +137,8 @@ class Sender:
         self._closing = False
         self.stopping = asyncio.Event()
         self.fatal: TelegramConfigError | None = None
+        self._link_keys = LinkKeys()
+        self._untracked: set[int] = set()
 
     # Signals from the listener -------------------------------------------------------
 
@@ -185,6 +191,8 @@ class Sender:
         return {job.message_id for job in self._held.values() if job.kind is JobKind.send}
 
     async def _claim(self, wanted: int) -> None:
+        if self.options.public_base_url is not None:
+            await self._link_keys.signer(self._engine)
         work = await claim_work(
             self._engine,
             owner=self.options.owner,
@@ -307,7 +315,7 @@ class Sender:
         content = self._contents[job.message_id]
         uploads = content.awaits_upload
         try:
-            content = personalised(content, job.profile or {})
+            content = personalised(content, job.profile or {}, self._addresses(content, job))
         except NotSendable as exc:
             failed = DeliveryOutcome(
                 job.recipient_id,
@@ -340,6 +348,28 @@ class Sender:
         if isinstance(result, Blocked):
             self._blocked_users.append(job.chat_id)
         return None
+
+    def _addresses(self, content: BroadcastContent, job: Job) -> Addresses | None:
+        """The recipient's tracked addresses of a broadcast whose links are tracked.
+
+        A worker with no PUBLIC_BASE_URL sends such a broadcast's links as they are,
+        rather than leave it unsent, and says so once per broadcast.
+        """
+        if content.tracking is None:
+            return None
+        base = self.options.public_base_url
+        signer = self._link_keys.loaded
+        if base is None or signer is None:
+            if content.message_id not in self._untracked:
+                self._untracked.add(content.message_id)
+                log.warning(
+                    "broadcast %s tracks its links, but PUBLIC_BASE_URL is not set for this "
+                    "worker: its links go out untracked",
+                    content.message_id,
+                )
+            return None
+        recipient_id = job.recipient_id
+        return lambda position: f"{base}/r/{signer.token(recipient_id, position)}"
 
     async def _pin(self, chat_id: int, message_id: int, silent: bool) -> str | None:
         """Pin a delivered message: None once pinned, else why not (after PIN_TRIES).

@@ -15,7 +15,7 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursedesk.audit.service import record
-from coursedesk.broadcasts import composition, deliveries
+from coursedesk.broadcasts import composition, deliveries, tracking
 from coursedesk.broadcasts.audiences import (
     Audience,
     allow_long_statement,
@@ -36,6 +36,7 @@ from coursedesk.broadcasts.models import (
 from coursedesk.broadcasts.personalisation import (
     PersonalText,
     longest_in_audience,
+    parse_template,
     personal_text,
 )
 from coursedesk.broadcasts.signals import SignalKind, send_signal
@@ -114,6 +115,8 @@ class _CheckedMessage:
     send_at: datetime | None
     content: CheckedContent
     personal: PersonalText | None
+    links: list[str] | None
+    """The links to track, numbered by their index; None: not tracked."""
 
 
 async def database_now(session: AsyncSession) -> datetime:
@@ -127,14 +130,21 @@ async def _checked_message(
     parse_mode: str | None,
     scheduled_at: datetime | None,
     content: ContentRequest,
+    public_base_url: str | None,
 ) -> _CheckedMessage:
-    """The parse mode, text, content and time of a broadcast, refused as InvalidInput if
-    wrong."""
+    """The parse mode, text, content, time and tracked links of a broadcast, refused as
+    InvalidInput if wrong."""
+    track = tracking.tracking_chosen(content.track_links, public_base_url)
     mode = checked_parse_mode(parse_mode)
     checked = await composition.check_content(session, content)
     personal = checked_personal_text(text, mode, caption=checked.has_caption)
+    links = None
+    if track:
+        template = personal.template if personal is not None else parse_template(text, "text")
+        button_urls = [b.url for row in checked.buttons for b in row if b.url is not None]
+        links = tracking.links_to_track(template, mode, button_urls)
     now = await database_now(session)
-    return _CheckedMessage(mode, now, checked_schedule(scheduled_at, now), checked, personal)
+    return _CheckedMessage(mode, now, checked_schedule(scheduled_at, now), checked, personal, links)
 
 
 def checked_personal_text(
@@ -181,10 +191,13 @@ async def check_broadcast(
     parse_mode: str | None = None,
     scheduled_at: datetime | None = None,
     content: ContentRequest = NO_CONTENT,
+    public_base_url: str | None = None,
 ) -> CheckedBroadcast:
     """A dry run of create_broadcast: what it would refuse is refused with the same
     message, then the audience is counted; nothing is written."""
-    checked = await _checked_message(session, text, parse_mode, scheduled_at, content)
+    checked = await _checked_message(
+        session, text, parse_mode, scheduled_at, content, public_base_url
+    )
     await _check_longest(session, audience, checked.personal)
     counted = await count_recipients(session, audience)
     if counted.total_recipients == 0:
@@ -203,13 +216,18 @@ async def create_broadcast(
     parse_mode: str | None = None,
     scheduled_at: datetime | None = None,
     content: ContentRequest = NO_CONTENT,
+    public_base_url: str | None = None,
 ) -> CreatedBroadcast:
-    """Queue a broadcast: the message row, its content, its recipients resolved in one
-    INSERT … SELECT.
+    """Queue a broadcast: the message row, its content, its numbered links when they are
+    tracked, its recipients resolved in one INSERT … SELECT.
 
-    An audience with nobody in it is refused (InvalidInput) and nothing is kept.
+    `public_base_url` is PUBLIC_BASE_URL: links are tracked by default when it is set
+    (broadcasts/tracking.py). An audience with nobody in it is refused (InvalidInput)
+    and nothing is kept.
     """
-    checked = await _checked_message(session, text, parse_mode, scheduled_at, content)
+    checked = await _checked_message(
+        session, text, parse_mode, scheduled_at, content, public_base_url
+    )
     await _check_longest(session, audience, checked.personal)
     message = MessageHistory(
         message_text=text,
@@ -221,11 +239,14 @@ async def create_broadcast(
         created_by=actor,
         scheduled_at=checked.send_at or checked.now,
         buttons=composition.stored_buttons(checked.content),
+        track_links=checked.links is not None,
         **checked.content.options.model_dump(),
     )
     session.add(message)
     await session.flush()
     await composition.store_content(session, message.id, checked.content)
+    if checked.links is not None:
+        await tracking.store_links(session, message.id, checked.links)
     await insert_recipients(session, message.id, audience)
     invalid = await unknown_user_ids(session, audience)
     await session.refresh(message)
@@ -237,7 +258,9 @@ async def create_broadcast(
         "broadcast.create",
         "message",
         message.id,
-        after=_audited(message) | composition.audited(checked.content),
+        after=_audited(message)
+        | composition.audited(checked.content)
+        | ({"track_links": checked.links} if checked.links is not None else {}),
         details={"invalid_user_ids": invalid[:100], "invalid_count": len(invalid)},
     )
     await send_signal(session, SignalKind.work, message.id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import replace
 
 import psycopg
 from psycopg import sql
@@ -80,6 +81,8 @@ async def run_worker(
     if not settings.telegram_bot_token:
         raise TelegramConfigError("TELEGRAM_BOT_TOKEN: not set, so the worker cannot send")
     options = options or SenderOptions(rate=settings.broadcast_rate)
+    if options.public_base_url is None:
+        options = replace(options, public_base_url=settings.public_base_url)
     database_url = resolve_database_url(settings)
     engine = create_app_engine(database_url, settings, application_name="coursedesk-worker")
     try:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursedesk.broadcasts.audiences import Audience, parse_audience_argument
 from coursedesk.broadcasts.composition import Button, ContentRequest, MediaChoice, Options
+from coursedesk.broadcasts.detail import message_detail
 from coursedesk.broadcasts.media import CHUNK_BYTES, MediaWriter
 from coursedesk.broadcasts.schemas import MessageDetail
 from coursedesk.broadcasts.service import (
@@ -22,7 +23,6 @@ from coursedesk.broadcasts.service import (
     CreatedBroadcast,
     check_broadcast,
     create_broadcast,
-    get_message,
 )
 from coursedesk.cli.common import (
     cli_actor,
@@ -31,6 +31,7 @@ from coursedesk.cli.common import (
     in_transaction,
     print_json,
     read_stdin,
+    settings,
 )
 from coursedesk.errors import InvalidInput, TooLarge
 
@@ -134,6 +135,14 @@ def send(
     no_link_preview: Annotated[
         bool, typer.Option("--no-link-preview", help="Show no preview of its first link")
     ] = False,
+    no_track_links: Annotated[
+        bool,
+        typer.Option(
+            "--no-track-links",
+            help="Send its links as they are, not through PUBLIC_BASE_URL/r/… (the default "
+            "when PUBLIC_BASE_URL is set)",
+        ),
+    ] = False,
 ) -> None:
     """Queue a broadcast and print its id (with --dry-run: print the recipient count).
 
@@ -154,6 +163,7 @@ def send(
         disable_link_preview=no_link_preview,
     )
     actor = cli_actor()
+    public_base_url = settings().public_base_url
 
     async def content(session: AsyncSession) -> ContentRequest:
         ids = [await _upload(session, path, actor) for path in files]
@@ -161,6 +171,7 @@ def send(
             media=[MediaChoice(media_id=media_id) for media_id in ids],
             buttons=rows,
             options=options,
+            track_links=False if no_track_links else None,
         )
 
     async def dry(session: AsyncSession) -> CheckedBroadcast:
@@ -171,6 +182,7 @@ def send(
             parse_mode=parse_mode,
             scheduled_at=when,
             content=await content(session),
+            public_base_url=public_base_url,
         )
         await session.rollback()
         return checked
@@ -184,6 +196,7 @@ def send(
             parse_mode=parse_mode,
             scheduled_at=when,
             content=await content(session),
+            public_base_url=public_base_url,
         )
 
     if dry_run:
@@ -225,6 +238,13 @@ def status(
         ("deleted", detail.deleted_deliveries),
     ):
         table.add_row(label, str(value))
+    if detail.track_links:
+        table.add_row("clicked", str(detail.clicked_count))
+        for link in detail.links:
+            table.add_row(
+                f"link {link.position}",
+                f"{link.url} ({link.unique_clicks} unique, {link.total_clicks} total clicks)",
+            )
     if detail.deletion is not None:
         table.add_row("deletion", f"{detail.deletion} ({detail.delete_refused} refused)")
     for label, moment in (
@@ -239,4 +259,4 @@ def status(
 
 
 async def _detail(session: AsyncSession, message_id: int) -> MessageDetail:
-    return MessageDetail.model_validate(await get_message(session, message_id))
+    return await message_detail(session, message_id)

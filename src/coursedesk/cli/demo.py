@@ -2,7 +2,9 @@
 
 The embedded PostgreSQL, migrations, demo data, an `admin` with a fresh password, a local
 stand-in for the Telegram Bot API, one broadcast worker (a real process, as in production)
-and the web app.
+and the web app. PUBLIC_BASE_URL is the demo server's own address unless given, and a
+database with no broadcast yet gets one, a photo with a tracked link button, whose links
+in the stand-in's log work on the demo server.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from coursedesk.cli.common import (
     settings,
     tool_engine,
 )
+from coursedesk.cli.demo_broadcast import send_demo_broadcast
 from coursedesk.cli.serve import HostOption, PortOption
 from coursedesk.config import Settings
 from coursedesk.db import migrations
@@ -60,12 +63,35 @@ async def _admin_with_new_password(current: Settings, url: str) -> str:
     return password
 
 
+async def _queue_demo_broadcast(current: Settings, url: str, public_base_url: str) -> None:
+    database = Database(create_app_engine(url, current, application_name="coursedesk-demo"))
+    try:
+        async with database.transaction() as session:
+            message_id = await send_demo_broadcast(session, public_base_url)
+    finally:
+        await database.dispose()
+    if message_id is not None:
+        console.print(f"Queued broadcast #{message_id}: a photo and a tracked link button.")
+
+
+def own_address(host: str, port: int) -> str:
+    """The demo server's address as a browser on this machine reaches it."""
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 def _start_worker(url: str, demo: Settings) -> subprocess.Popen[bytes]:
     env = os.environ | {
         "DATABASE_URL": url,
         "TELEGRAM_BOT_TOKEN": demo.telegram_bot_token or "",
         "TELEGRAM_API_BASE_URL": demo.telegram_api_base_url,
         "BROADCAST_RATE": str(demo.broadcast_rate),
+        "PUBLIC_BASE_URL": demo.public_base_url or "",
     }
     return subprocess.Popen([sys.executable, "-m", "coursedesk", "worker"], env=env)
 
@@ -90,6 +116,8 @@ def demo(
         plan = GenerationPlan(users=users, seed=DEMO_SEED, anchor=default_anchor())
         seed_database(engine, plan)
     password = asyncio.run(_admin_with_new_password(current, url))
+    public_base_url = current.public_base_url or own_address(host, port)
+    asyncio.run(_queue_demo_broadcast(current, url, public_base_url))
 
     token = current.telegram_bot_token or DEMO_BOT_TOKEN
     with StandinThread(BotApiStandin(token)) as standin:
@@ -101,6 +129,7 @@ def demo(
                 "telegram_api_base_url": standin.base_url,
                 "telegram_webhook_secret": current.telegram_webhook_secret
                 or secrets.token_urlsafe(16),
+                "public_base_url": public_base_url,
             }
         )
         worker = _start_worker(url, demo_settings)
@@ -110,6 +139,7 @@ def demo(
                 f"  sign in as [bold]{DEMO_ADMIN}[/] with password [bold]{password}[/]\n"
                 f"  stand-in Telegram Bot API: {standin.base_url} "
                 f"(what each chat received: {standin.base_url}/_control/log)\n"
+                f"  tracked links lead through {public_base_url}/r/…\n"
                 "  Ctrl-C stops everything.\n",
                 highlight=False,
             )

@@ -55,13 +55,20 @@ def _connect_args(
 
 
 def create_app_engine(
-    url: str, settings: Settings, *, application_name: str = "coursedesk", read_only: bool = False
+    url: str,
+    settings: Settings,
+    *,
+    application_name: str = "coursedesk",
+    read_only: bool = False,
+    pre_ping: bool = True,
 ) -> AsyncEngine:
     """The async engine with a bounded pool that checks connections before use.
 
     pool_pre_ping replaces connections broken by a database restart, so the app
     recovers by itself once the server is back. A `read_only` engine's transactions
-    refuse to write, so a write sent to the replica by mistake fails loudly.
+    refuse to write, so a write sent to the replica by mistake fails loudly. Without
+    `pre_ping` a statement saves that round trip, and its caller retries one that meets
+    a broken connection (broadcasts/link_router.py).
     """
     return create_async_engine(
         sqlalchemy_url(url),
@@ -69,7 +76,7 @@ def create_app_engine(
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         pool_recycle=1800,
         connect_args=_connect_args(
             settings, application_name=application_name, read_only=read_only

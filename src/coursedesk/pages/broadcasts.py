@@ -8,7 +8,7 @@ from typing import Annotated, Any, get_args
 from fastapi import Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from coursedesk.broadcasts import service
+from coursedesk.broadcasts import clicks, service
 from coursedesk.broadcasts.models import (
     DELIVERY_STATUSES,
     MESSAGE_STATUSES,
@@ -125,6 +125,10 @@ async def broadcast_page(
     )
     rate, seconds_left = sending_pace(message, await service.database_now(session))
     figures = delivery_figures(message)
+    links, clicked = [], 0
+    if message.track_links:
+        links = await clicks.link_figures(session, message_id)
+        clicked = (await clicks.clicked_counts(session, [message_id])).get(message_id, 0)
     context: dict[str, Any] = {
         "message": message,
         "audience": audience_label(message),
@@ -140,6 +144,8 @@ async def broadcast_page(
         and figures["sent"] > 0
         and not (message.delete_requested_at is not None and message.deleted_at is None),
         "preview": await broadcast_preview(session, message),
+        "links": links,
+        "clicked": clicked,
         "recipients": recipients,
         "chosen_status": status,
         "statuses": DELIVERY_STATUSES,

@@ -56,6 +56,7 @@ async def review(session: AsyncSession, draft: Draft, settings: Settings) -> Rev
         parse_mode=draft.parse_mode or None,
         scheduled_at=draft.schedule(settings.timezone),
         content=draft.content(),
+        public_base_url=settings.public_base_url,
     )
     return Reviewed(
         checked.parse_mode,
@@ -153,6 +154,7 @@ async def send_once(
             parse_mode=reviewed.parse_mode,
             scheduled_at=draft.schedule(settings.timezone),
             content=draft.content(),
+            public_base_url=settings.public_base_url,
         )
         if not sent.replayed:
             await discard_sent(session, principal, draft)

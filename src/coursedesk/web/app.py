@@ -13,6 +13,9 @@ from coursedesk.analytics.changes import source_changes
 from coursedesk.analytics.folding import folding, process_name
 from coursedesk.analytics.router import router as analytics_router
 from coursedesk.audit.router import router as audit_router
+from coursedesk.broadcasts.link_router import click_engine
+from coursedesk.broadcasts.link_router import router as link_router
+from coursedesk.broadcasts.link_tokens import LinkKeys
 from coursedesk.broadcasts.media_router import router as media_router
 from coursedesk.broadcasts.router import router as broadcasts_router
 from coursedesk.cache.answers import open_answer_cache
@@ -91,6 +94,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             async with (
                 observing(app, settings, app.state.database),
                 bot_client(app, settings),
+                click_engine(app, settings, app.state.database),
             ):
                 yield
         finally:
@@ -109,6 +113,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     app.state.settings = settings
     app.state.metrics = AppMetrics()
+    app.state.link_keys = LinkKeys()
     # Added first, so it runs inside the metrics: a request run again is counted once.
     app.add_middleware(RetryLostRaces)
     app.add_middleware(ReadYourWrites)
@@ -124,6 +129,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(migrate_router)
     app.include_router(broadcasts_router)
     app.include_router(media_router)
+    app.include_router(link_router)
     app.include_router(telegram_router)
     app.include_router(monitoring_router)
     install_openapi(app)
