@@ -386,3 +386,17 @@ async def test_any_broadcast_opens_as_a_new_composition(
     with sync_engine.connect() as connection:
         assert connection.scalar(text("SELECT count(*) FROM message_history")) == 1
     assert (await client.get("/broadcasts/new?duplicate=999")).status_code == 404
+
+
+async def test_without_a_public_address_links_are_not_offered_for_tracking(
+    signed_in: SignIn, sync_engine: Engine
+) -> None:
+    add_students(sync_engine)
+    client = await signed_in(Role.operator)
+    page = await client.get("/broadcasts/new")
+    assert 'name="track_links"' not in page.text
+    assert "set PUBLIC_BASE_URL to count clicks" in page.text
+    forced = await client.post(
+        "/broadcasts/new", data=_composition(page, track_links="1") | {"action": "review"}
+    )
+    assert forced.status_code == 400 and "PUBLIC_BASE_URL" in forced.text

@@ -94,6 +94,7 @@ async def _composer(
         "variables": VARIABLES,
         "limits": LIMITS,
         "earliest": datetime.now(settings.timezone).strftime("%Y-%m-%dT%H:%M"),
+        "tracking": settings.public_base_url is not None,
     }
     return render_page(
         request,

@@ -98,7 +98,7 @@ def new_request_key() -> str:
 OPTION_NAMES = ("disable_link_preview", "protect_content", "silent", "pin")
 BUTTON_KINDS = ("url", "callback")
 _SAVED_TEXT = ("text", "parse_mode", "audience_type", "stream", "user_ids", "send_at")
-_SAVED_MORE = ("scheduled_at", "test_chat_id", "media_ids", "preview_user_id")
+_SAVED_MORE = ("scheduled_at", "test_chat_id", "media_ids", "preview_user_id", "track_links")
 
 
 @dataclass(frozen=True)
@@ -153,6 +153,8 @@ class Draft:
     preview_user_id: str = ""
     draft_id: str = ""
     draft_version: str = ""
+    track_links: str = "1"
+    """"1" (checked) or "": on by default; the page offers it only with PUBLIC_BASE_URL."""
 
     def fields(self) -> list[tuple[str, str]]:
         """The draft as the hidden fields of a form that posts it again."""
@@ -256,6 +258,7 @@ class Draft:
             media=[MediaChoice(media_id=media_id) for media_id in self.listed_media()],
             buttons=self.button_rows(),
             options=self.options(),
+            track_links=_flag(self.track_links),
         )
 
     def audience(self) -> Audience:
@@ -362,6 +365,7 @@ async def posted_draft(
     preview_user_id: ShortText = "",
     draft_id: ShortText = "",
     draft_version: ShortText = "",
+    track_links: ShortText = "",
 ) -> Draft:
     """The composer form as a dependency of the routes it posts to."""
     return Draft(
@@ -384,6 +388,7 @@ async def posted_draft(
         preview_user_id=preview_user_id,
         draft_id=draft_id,
         draft_version=draft_version,
+        track_links="1" if _flag(track_links) else "",
     )
 
 
@@ -426,4 +431,5 @@ _POSTED_STRINGS = (
     "preview_user_id",
     "draft_id",
     "draft_version",
+    "track_links",
 )
