@@ -90,6 +90,8 @@ class ContentRequest(BaseModel):
     media: Annotated[list[MediaChoice], Field(max_length=MAX_SUBMITTED_MEDIA)] = []
     buttons: ButtonRows = []
     options: Options = Options()
+    holdout_percent: int = 0
+    """The control group's share of the audience, checked by broadcasts/holdout.py."""
 
     def canonical(self) -> dict[str, Any]:
         """What the request's hash covers (broadcasts/idempotency.py): the fields given."""

@@ -27,6 +27,7 @@ from coursedesk.broadcasts.audiences import (
 )
 from coursedesk.broadcasts.composition import NO_CONTENT, CheckedContent, ContentRequest
 from coursedesk.broadcasts.deletions import CURSOR_START
+from coursedesk.broadcasts.holdout import checked_holdout_percent, holdout_size
 from coursedesk.broadcasts.models import (
     DeliveryStatus,
     MessageHistory,
@@ -114,6 +115,7 @@ class _CheckedMessage:
     send_at: datetime | None
     content: CheckedContent
     personal: PersonalText | None
+    holdout_percent: int
 
 
 async def database_now(session: AsyncSession) -> datetime:
@@ -131,10 +133,12 @@ async def _checked_message(
     """The parse mode, text, content and time of a broadcast, refused as InvalidInput if
     wrong."""
     mode = checked_parse_mode(parse_mode)
+    holdout_percent = checked_holdout_percent(content.holdout_percent)
     checked = await composition.check_content(session, content)
     personal = checked_personal_text(text, mode, caption=checked.has_caption)
     now = await database_now(session)
-    return _CheckedMessage(mode, now, checked_schedule(scheduled_at, now), checked, personal)
+    send_at = checked_schedule(scheduled_at, now)
+    return _CheckedMessage(mode, now, send_at, checked, personal, holdout_percent)
 
 
 def checked_personal_text(
@@ -173,6 +177,13 @@ def _nobody_would_receive(invalid_user_ids: Sequence[int]) -> InvalidInput:
     return InvalidInput(f"audience: nobody would receive this broadcast{unknown}")
 
 
+def _all_held_out(total: int, percent: int) -> InvalidInput:
+    return InvalidInput(
+        f"holdout_percent: {percent} % of {total} recipient{'s' if total != 1 else ''} "
+        "leaves nobody to send to; lower it or widen the audience"
+    )
+
+
 async def check_broadcast(
     session: AsyncSession,
     *,
@@ -189,6 +200,9 @@ async def check_broadcast(
     counted = await count_recipients(session, audience)
     if counted.total_recipients == 0:
         raise _nobody_would_receive(counted.invalid_user_ids)
+    held_out = holdout_size(counted.total_recipients, checked.holdout_percent)
+    if held_out == counted.total_recipients:
+        raise _all_held_out(counted.total_recipients, checked.holdout_percent)
     return CheckedBroadcast(
         checked.parse_mode, checked.send_at, counted.total_recipients, counted.invalid_user_ids
     )
@@ -221,16 +235,19 @@ async def create_broadcast(
         created_by=actor,
         scheduled_at=checked.send_at or checked.now,
         buttons=composition.stored_buttons(checked.content),
+        holdout_percent=checked.holdout_percent,
         **checked.content.options.model_dump(),
     )
     session.add(message)
     await session.flush()
     await composition.store_content(session, message.id, checked.content)
-    await insert_recipients(session, message.id, audience)
+    await insert_recipients(session, message.id, audience, checked.holdout_percent)
     invalid = await unknown_user_ids(session, audience)
     await session.refresh(message)
     if message.total_recipients == 0:
         raise _nobody_would_receive(invalid)
+    if message.holdout_count == message.total_recipients:
+        raise _all_held_out(message.total_recipients, checked.holdout_percent)
     await record(
         session,
         actor,
@@ -257,6 +274,8 @@ def _audited(message: MessageHistory) -> dict[str, Any]:
         "audience": message.audience,
         "scheduled_at": message.scheduled_at,
         "total_recipients": message.total_recipients,
+        "holdout_percent": message.holdout_percent,
+        "holdout_count": message.holdout_count,
     }
 
 
@@ -314,6 +333,7 @@ def count_with_status(message: MessageHistory, status: DeliveryStatus | None) ->
         "failed": message.failed_deliveries,
         "cancelled": message.cancelled_deliveries,
         "deleted": message.deleted_deliveries,
+        "holdout": message.holdout_count,
     }
     return counts[status]
 

@@ -13,6 +13,7 @@ from coursedesk.analytics.changes import source_changes
 from coursedesk.analytics.folding import folding, process_name
 from coursedesk.analytics.router import router as analytics_router
 from coursedesk.audit.router import router as audit_router
+from coursedesk.broadcasts.earnings_router import router as earnings_router
 from coursedesk.broadcasts.media_router import router as media_router
 from coursedesk.broadcasts.router import router as broadcasts_router
 from coursedesk.cache.answers import open_answer_cache
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(audit_router)
     app.include_router(migrate_router)
     app.include_router(broadcasts_router)
+    app.include_router(earnings_router)
     app.include_router(media_router)
     app.include_router(telegram_router)
     app.include_router(monitoring_router)
