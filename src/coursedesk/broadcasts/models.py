@@ -116,7 +116,15 @@ class MessageRecipient(Base):
         UniqueConstraint("message_id", "user_id", name="uq_message_recipients_message_id_user_id"),
         CheckConstraint(_in("delivery_status", DELIVERY_STATUSES), name="delivery_status_known"),
         Index("idx_message_recipients_user_id", "user_id"),
-        Index("idx_message_recipients_status", "message_id", "delivery_status", "user_id"),
+        # With sent_at and id, the outcome's groups are read from the index alone
+        # (broadcasts/sql/earnings.sql).
+        Index(
+            "idx_message_recipients_status",
+            "message_id",
+            "delivery_status",
+            "user_id",
+            postgresql_include=["sent_at", "id"],
+        ),
         Index(
             "ix_message_recipients_claimable",
             "message_id",

@@ -51,18 +51,18 @@ WITH grouped AS NOT MATERIALIZED (
     SELECT u.user_id, u.blocked_at, 'blocked'
     FROM bot_users AS u
     WHERE u.is_blocked AND u.blocked_at >= :first_start AND u.blocked_at < :last_end
--- Each thing a recipient did in their window, with clicks on the broadcast's links
--- (first clicks: a recipient's repeats are counted once).
+-- Each thing a recipient did in their own window; a click is their first on any of the
+-- broadcast's links (repeats are counted once).
 ), matched AS (
-    SELECT g."group", g.id, a.what
+    SELECT g."group", g.user_id, a.what
     FROM grouped AS g
     JOIN activity AS a ON a.user_id = g.user_id
     WHERE a.at >= g.starts_at
       AND a.at < g.starts_at + make_interval(days => CAST(:window_days AS integer))
     UNION ALL
-    SELECT g."group", g.id, 'clicked'
-    FROM broadcast_clicks AS c
-    JOIN grouped AS g ON g.id = c.recipient_id
+    SELECT g."group", g.user_id, 'clicked'
+    FROM grouped AS g
+    JOIN broadcast_clicks AS c ON c.recipient_id = g.id
     WHERE c.message_id = :message_id
       AND c.first_clicked_at >= g.starts_at
       AND c.first_clicked_at < g.starts_at + make_interval(days => CAST(:window_days AS integer))
@@ -83,13 +83,13 @@ CROSS JOIN LATERAL (
 ) AS s ("group", recipients)
 LEFT JOIN (
     SELECT "group",
-           count(DISTINCT id) FILTER (WHERE what = 'clicked') AS clicked,
-           count(DISTINCT id) FILTER (WHERE what IN ('booked', 'confirmed')) AS booked,
-           count(DISTINCT id) FILTER (WHERE what = 'confirmed') AS confirmed,
-           count(DISTINCT id) FILTER (WHERE what = 'free_lesson_registered')
+           count(DISTINCT user_id) FILTER (WHERE what = 'clicked') AS clicked,
+           count(DISTINCT user_id) FILTER (WHERE what IN ('booked', 'confirmed')) AS booked,
+           count(DISTINCT user_id) FILTER (WHERE what = 'confirmed') AS confirmed,
+           count(DISTINCT user_id) FILTER (WHERE what = 'free_lesson_registered')
                AS free_lesson_registered,
-           count(DISTINCT id) FILTER (WHERE what = 'attended') AS attended,
-           count(DISTINCT id) FILTER (WHERE what = 'blocked') AS blocked
+           count(DISTINCT user_id) FILTER (WHERE what = 'attended') AS attended,
+           count(DISTINCT user_id) FILTER (WHERE what = 'blocked') AS blocked
     FROM matched
     GROUP BY "group"
 ) AS m ON m."group" = s."group"
@@ -107,7 +107,7 @@ SELECT g.user_id,
        coalesce(m.blocked, false) AS blocked
 FROM grouped AS g
 LEFT JOIN (
-    SELECT id,
+    SELECT user_id,
            bool_or(what = 'clicked') AS clicked,
            bool_or(what IN ('booked', 'confirmed')) AS booked,
            bool_or(what = 'confirmed') AS confirmed,
@@ -115,6 +115,6 @@ LEFT JOIN (
            bool_or(what = 'attended') AS attended,
            bool_or(what = 'blocked') AS blocked
     FROM matched
-    GROUP BY id
-) AS m ON m.id = g.id
+    GROUP BY user_id
+) AS m ON m.user_id = g.user_id
 ORDER BY g."group" DESC, g.user_id

@@ -14,6 +14,13 @@ Create Date: 2026-12-10 09:00:00.000000
   bot_blocked) by time, with their user: a partial index, so the bot's other events
   (some 98 % of them) neither enter it nor pay for it, and the outcome reads the span of
   its windows from the index alone instead of every event of the span.
+- ix_bot_users_blocked_at: the users blocked now, by when, so that the blocks of a span
+  are read without a pass over every user the webhook has seen; partial, and on
+  columns a profile update leaves alone, so the webhook's updates stay HOT.
+- idx_message_recipients_status (message_id, delivery_status, user_id) carries sent_at
+  and id as well, so that a group's recipients, with their send times, are read from
+  the index alone. It replaces the index of 0005 rather than adding one: a send already
+  rewrites this index's entry (delivery_status changes), so no write gains an index.
 
 A downgrade turns holdout recipients into `cancelled` (neither was ever sent), counted as
 such, before the old function and check come back.
@@ -35,6 +42,8 @@ depends_on: str | Sequence[str] | None = None
 
 PREVIOUS_TALLY_FUNCTION = Path(__file__).with_name("0014_broadcast_holdout_previous.sql")
 STATUS_CHECK = "ck_message_recipients_delivery_status_known"
+STATUS_INDEX = "idx_message_recipients_status"
+STATUS_INDEX_COLUMNS = ["message_id", "delivery_status", "user_id"]
 STATUSES = ("pending", "sent", "failed", "cancelled", "deleted")
 OUTCOME_EVENTS = "event_type IN ('lesson_attended', 'bot_blocked')"
 
@@ -69,9 +78,26 @@ def upgrade() -> None:
         postgresql_include=["user_id", "event_type"],
         postgresql_where=sa.text(OUTCOME_EVENTS),
     )
+    op.create_index(
+        "ix_bot_users_blocked_at",
+        "bot_users",
+        ["blocked_at"],
+        postgresql_include=["user_id"],
+        postgresql_where=sa.text("is_blocked"),
+    )
+    op.drop_index(STATUS_INDEX, table_name="message_recipients")
+    op.create_index(
+        STATUS_INDEX,
+        "message_recipients",
+        STATUS_INDEX_COLUMNS,
+        postgresql_include=["sent_at", "id"],
+    )
 
 
 def downgrade() -> None:
+    op.drop_index(STATUS_INDEX, table_name="message_recipients")
+    op.create_index(STATUS_INDEX, "message_recipients", STATUS_INDEX_COLUMNS)
+    op.drop_index("ix_bot_users_blocked_at", table_name="bot_users")
     op.drop_index("ix_events_outcome", table_name="events")
     op.execute(
         "UPDATE message_recipients SET delivery_status = 'cancelled', updated_at = now() "
