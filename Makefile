@@ -51,7 +51,8 @@ format: $(STAMP)
 # Seeding speed at SCALE users, the analytics and users routes against the original design's
 # SQL (on BENCH_DATABASE_URL when given: seeded once, reused after), then the broadcast
 # pipeline (rate, throughput, audience, RSS), then what query monitoring costs and the
-# answer cache saves, then what the change capture and the fold cost the bot's writes.
+# answer cache saves, then a broadcast's outcome beside its control group (100,000
+# recipients), then what the change capture and the fold cost the bot's writes.
 # The package alone in a fresh virtual environment: --help and db upgrade must work.
 install-check:
 	PYTHON=$(PYTHON) .ci/install-check
@@ -62,6 +63,8 @@ bench: $(STAMP)
 		$(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL))
 	$(BIN)/python bench/broadcast_bench.py --users $(SCALE)
 	$(BIN)/python bench/monitoring_bench.py
+	$(BIN)/python bench/outcome_bench.py --users $(SCALE) \
+		$(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL))
 	$(BIN)/python bench/bot_writes.py
 	$(BIN)/python bench/replica_bench.py --users $(SCALE)
 
