@@ -52,8 +52,9 @@ format: $(STAMP)
 # SQL (on BENCH_DATABASE_URL when given: seeded once, reused after), then the broadcast
 # pipeline (rate, throughput, audience, RSS) and media broadcasts (a photo, a 50 MB video,
 # an album of ten: rate, uploads per file, RSS), then what query monitoring costs and the
-# answer cache saves, then what the change capture and the fold cost the bot's writes,
-# then how fast a tracked link's /r/{token} answers.
+# answer cache saves, then a broadcast's outcome beside its control group (100,000
+# recipients), then what the change capture and the fold cost the bot's writes, then how
+# fast a tracked link's /r/{token} answers.
 # The package alone in a fresh virtual environment: --help and db upgrade must work.
 install-check:
 	PYTHON=$(PYTHON) .ci/install-check
@@ -65,6 +66,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/broadcast_bench.py --users $(SCALE)
 	$(BIN)/python bench/media_bench.py
 	$(BIN)/python bench/monitoring_bench.py
+	$(BIN)/python bench/outcome_bench.py --users $(SCALE) \
+		$(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL))
 	$(BIN)/python bench/bot_writes.py
 	$(BIN)/python bench/replica_bench.py --users $(SCALE)
 	$(BIN)/python bench/redirect_bench.py

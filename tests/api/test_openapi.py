@@ -26,6 +26,7 @@ CSV_ROUTES = {
     "/api/users/{user_id}/events",
     "/api/users/{user_id}/free-lessons",
     "/api/messages/{message_id}/recipients",
+    "/api/messages/{message_id}/outcome.csv",
 }
 
 

@@ -118,7 +118,8 @@ def figures_agree(engine: Engine, message_id: int) -> None:
                count(*) FILTER (WHERE delivery_status = 'failed') AS failed,
                count(*) FILTER (WHERE delivery_status = 'pending') AS pending,
                count(*) FILTER (WHERE delivery_status = 'cancelled') AS cancelled,
-               count(*) FILTER (WHERE delivery_status = 'deleted') AS deleted
+               count(*) FILTER (WHERE delivery_status = 'deleted') AS deleted,
+               count(*) FILTER (WHERE delivery_status = 'holdout') AS holdout
         FROM message_recipients WHERE message_id = :m
         """,
         m=message_id,
@@ -127,7 +128,7 @@ def figures_agree(engine: Engine, message_id: int) -> None:
         engine,
         """
         SELECT total_recipients, successful_deliveries, failed_deliveries,
-               pending_deliveries, cancelled_deliveries, deleted_deliveries
+               pending_deliveries, cancelled_deliveries, deleted_deliveries, holdout_count
         FROM message_history WHERE id = :m
         """,
         m=message_id,

@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from coursedesk.broadcasts.holdout import with_holdout
 from coursedesk.broadcasts.models import MessageRecipient
 from coursedesk.db.base import BIGINT_MAX
 from coursedesk.errors import InvalidInput
@@ -219,11 +220,14 @@ SELECT message_recipients_apply(
 )
 
 
-async def insert_recipients(session: AsyncSession, message_id: int, audience: Audience) -> None:
-    """Add one pending recipient row per audience member in one INSERT … SELECT.
+async def insert_recipients(
+    session: AsyncSession, message_id: int, audience: Audience, holdout_percent: int = 0
+) -> None:
+    """Add one pending recipient row per audience member in one INSERT … SELECT, with
+    round(holdout_percent %) of them, drawn at random, as `holdout` (broadcasts/holdout.py).
 
     The whole resolution runs in the database, and the message's figures
-    (total_recipients, pending_deliveries) grow in the same transaction.
+    (total_recipients, pending_deliveries, holdout_count) grow in the same transaction.
 
     Only for a message inserted by the caller's own transaction: no other session can
     see that row, let alone delete it, so every recipient's foreign key holds by
@@ -233,10 +237,16 @@ async def insert_recipients(session: AsyncSession, message_id: int, audience: Au
     is applied once after it.
     """
     await allow_long_statement(session)
-    members = recipients_select(audience).subquery()
+    chosen = recipients_select(audience)
+    if holdout_percent:
+        members = with_holdout(chosen, holdout_percent).subquery()
+        status = members.c.delivery_status
+    else:
+        members = chosen.subquery()
+        status = literal("pending")
     adding = insert(MessageRecipient).from_select(
-        ["message_id", "user_id", "username"],
-        select(literal(message_id), members.c.user_id, members.c.username),
+        ["message_id", "user_id", "username", "delivery_status"],
+        select(literal(message_id), members.c.user_id, members.c.username, status),
     )
     if not await may_skip_row_triggers(session):
         await session.execute(adding)

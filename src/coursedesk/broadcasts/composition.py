@@ -93,6 +93,8 @@ class ContentRequest(BaseModel):
     options: Options = Options()
     track_links: bool | None = None
     """None: tracked when PUBLIC_BASE_URL is set (broadcasts/tracking.py)."""
+    holdout_percent: int = 0
+    """The control group's share of the audience, checked by broadcasts/holdout.py."""
 
     def canonical(self) -> dict[str, Any]:
         """What the request's hash covers (broadcasts/idempotency.py): the fields given."""

@@ -30,11 +30,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 from coursedesk.db.base import Base
 
 MessageStatus = Literal["scheduled", "sending", "sent", "cancelled"]
-DeliveryStatus = Literal["pending", "sent", "failed", "cancelled", "deleted"]
+DeliveryStatus = Literal["pending", "sent", "failed", "cancelled", "deleted", "holdout"]
 MediaKind = Literal["photo", "video", "animation", "document"]
 MESSAGE_STATUSES: tuple[str, ...] = get_args(MessageStatus)
 DELIVERY_STATUSES: tuple[str, ...] = get_args(DeliveryStatus)
 MEDIA_KINDS: tuple[str, ...] = get_args(MediaKind)
+MAX_HOLDOUT_PERCENT = 50
+"""The largest control group: half the audience."""
 MAX_MEDIA_BYTES = 50 * 1024 * 1024
 """Telegram's limit on a file a bot uploads (a photo's is 10 MB, broadcasts/sniffing.py)."""
 
@@ -52,6 +54,9 @@ class MessageHistory(Base):
         ),
         CheckConstraint(
             "parse_mode IS NULL OR parse_mode IN ('HTML', 'MarkdownV2')", name="parse_mode_known"
+        ),
+        CheckConstraint(
+            f"holdout_percent BETWEEN 0 AND {MAX_HOLDOUT_PERCENT}", name="holdout_percent_range"
         ),
         Index("ix_message_history_created_at", "created_at"),
         Index(
@@ -99,6 +104,10 @@ class MessageHistory(Base):
     media_upload_expires_at: Mapped[datetime | None]
     track_links: Mapped[bool] = mapped_column(Boolean, server_default=false())
     """Its links go out through /r/{token}, one token per recipient and link."""
+    holdout_percent: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    """The share of the audience drawn at random and never sent: the control group."""
+    holdout_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    """Recipients in the control group (delivery_status `holdout`)."""
 
 
 class MessageRecipient(Base):
@@ -107,7 +116,15 @@ class MessageRecipient(Base):
         UniqueConstraint("message_id", "user_id", name="uq_message_recipients_message_id_user_id"),
         CheckConstraint(_in("delivery_status", DELIVERY_STATUSES), name="delivery_status_known"),
         Index("idx_message_recipients_user_id", "user_id"),
-        Index("idx_message_recipients_status", "message_id", "delivery_status", "user_id"),
+        # With sent_at and id, the outcome's groups are read from the index alone
+        # (broadcasts/sql/earnings.sql).
+        Index(
+            "idx_message_recipients_status",
+            "message_id",
+            "delivery_status",
+            "user_id",
+            postgresql_include=["sent_at", "id"],
+        ),
         Index(
             "ix_message_recipients_claimable",
             "message_id",

@@ -68,6 +68,14 @@ class SendRequest(BaseModel):
             "clicks; by default when PUBLIC_BASE_URL is set, refused (400) when it is not"
         ),
     )
+    holdout_percent: int = Field(
+        default=0,
+        description=(
+            "0 to 50: that share of the audience, drawn at random, is recorded with "
+            "delivery_status `holdout` and never sent, the control group of "
+            "GET /api/messages/{id}/outcome"
+        ),
+    )
 
     def content(self) -> ContentRequest:
         return ContentRequest(
@@ -75,6 +83,7 @@ class SendRequest(BaseModel):
             buttons=self.buttons,
             options=self.options,
             track_links=self.track_links,
+            holdout_percent=self.holdout_percent,
         )
 
 
@@ -115,6 +124,8 @@ class MessageItem(BaseModel):
     pending_deliveries: int
     cancelled_deliveries: int
     deleted_deliveries: int
+    holdout_percent: int = 0
+    holdout_count: int = Field(default=0, description="Recipients in the control group")
     recipient_type: RecipientType
     recipient_group: str | None
     created_by: str | None
@@ -213,3 +224,23 @@ class TestSendAnswer(BaseModel):
     outcome: Literal["delivered", "blocked", "failed"]
     telegram_message_id: int | None = None
     error: str | None = None
+
+
+class OutcomeFigures(BaseModel):
+    """Of one group's recipients, how many did each thing in the window."""
+
+    recipients: int
+    clicked: int = Field(description="Clicked any of the broadcast's tracked links")
+    booked: int = Field(description="Made a booking (its created_at in the window)")
+    confirmed: int = Field(description="Of those, have such a booking confirmed now")
+    free_lesson_registered: int
+    attended: int = Field(description="Attended a lesson (a lesson_attended event)")
+    blocked: int = Field(description="Blocked the bot")
+
+
+class OutcomeAnswer(BaseModel):
+    window_days: int
+    sent: OutcomeFigures = Field(description="The delivered recipients, from their own sent_at")
+    holdout: OutcomeFigures | None = Field(
+        description="The control group, from the broadcast's sent_at; null without one"
+    )

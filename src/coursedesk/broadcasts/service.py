@@ -27,6 +27,7 @@ from coursedesk.broadcasts.audiences import (
 )
 from coursedesk.broadcasts.composition import NO_CONTENT, CheckedContent, ContentRequest
 from coursedesk.broadcasts.deletions import CURSOR_START
+from coursedesk.broadcasts.holdout import checked_holdout_percent, holdout_size
 from coursedesk.broadcasts.models import (
     DeliveryStatus,
     MessageHistory,
@@ -117,6 +118,7 @@ class _CheckedMessage:
     personal: PersonalText | None
     links: list[str] | None
     """The links to track, numbered by their index; None: not tracked."""
+    holdout_percent: int
 
 
 async def database_now(session: AsyncSession) -> datetime:
@@ -136,6 +138,7 @@ async def _checked_message(
     InvalidInput if wrong."""
     track = tracking.tracking_chosen(content.track_links, public_base_url)
     mode = checked_parse_mode(parse_mode)
+    holdout_percent = checked_holdout_percent(content.holdout_percent)
     checked = await composition.check_content(session, content)
     personal = checked_personal_text(text, mode, caption=checked.has_caption)
     links = None
@@ -144,7 +147,8 @@ async def _checked_message(
         button_urls = [b.url for row in checked.buttons for b in row if b.url is not None]
         links = tracking.links_to_track(template, mode, button_urls)
     now = await database_now(session)
-    return _CheckedMessage(mode, now, checked_schedule(scheduled_at, now), checked, personal, links)
+    send_at = checked_schedule(scheduled_at, now)
+    return _CheckedMessage(mode, now, send_at, checked, personal, links, holdout_percent)
 
 
 def checked_personal_text(
@@ -183,6 +187,13 @@ def _nobody_would_receive(invalid_user_ids: Sequence[int]) -> InvalidInput:
     return InvalidInput(f"audience: nobody would receive this broadcast{unknown}")
 
 
+def _all_held_out(total: int, percent: int) -> InvalidInput:
+    return InvalidInput(
+        f"holdout_percent: {percent} % of {total} recipient{'s' if total != 1 else ''} "
+        "leaves nobody to send to; lower it or widen the audience"
+    )
+
+
 async def check_broadcast(
     session: AsyncSession,
     *,
@@ -202,6 +213,9 @@ async def check_broadcast(
     counted = await count_recipients(session, audience)
     if counted.total_recipients == 0:
         raise _nobody_would_receive(counted.invalid_user_ids)
+    held_out = holdout_size(counted.total_recipients, checked.holdout_percent)
+    if held_out == counted.total_recipients:
+        raise _all_held_out(counted.total_recipients, checked.holdout_percent)
     return CheckedBroadcast(
         checked.parse_mode, checked.send_at, counted.total_recipients, counted.invalid_user_ids
     )
@@ -240,6 +254,7 @@ async def create_broadcast(
         scheduled_at=checked.send_at or checked.now,
         buttons=composition.stored_buttons(checked.content),
         track_links=checked.links is not None,
+        holdout_percent=checked.holdout_percent,
         **checked.content.options.model_dump(),
     )
     session.add(message)
@@ -247,11 +262,13 @@ async def create_broadcast(
     await composition.store_content(session, message.id, checked.content)
     if checked.links is not None:
         await tracking.store_links(session, message.id, checked.links)
-    await insert_recipients(session, message.id, audience)
+    await insert_recipients(session, message.id, audience, checked.holdout_percent)
     invalid = await unknown_user_ids(session, audience)
     await session.refresh(message)
     if message.total_recipients == 0:
         raise _nobody_would_receive(invalid)
+    if message.holdout_count == message.total_recipients:
+        raise _all_held_out(message.total_recipients, checked.holdout_percent)
     await record(
         session,
         actor,
@@ -280,6 +297,8 @@ def _audited(message: MessageHistory) -> dict[str, Any]:
         "audience": message.audience,
         "scheduled_at": message.scheduled_at,
         "total_recipients": message.total_recipients,
+        "holdout_percent": message.holdout_percent,
+        "holdout_count": message.holdout_count,
     }
 
 
@@ -337,6 +356,7 @@ def count_with_status(message: MessageHistory, status: DeliveryStatus | None) ->
         "failed": message.failed_deliveries,
         "cancelled": message.cancelled_deliveries,
         "deleted": message.deleted_deliveries,
+        "holdout": message.holdout_count,
     }
     return counts[status]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mimetypes
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -13,11 +14,12 @@ from pydantic import ValidationError
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from coursedesk.broadcasts import earnings
 from coursedesk.broadcasts.audiences import Audience, parse_audience_argument
 from coursedesk.broadcasts.composition import Button, ContentRequest, MediaChoice, Options
 from coursedesk.broadcasts.detail import message_detail
 from coursedesk.broadcasts.media import CHUNK_BYTES, MediaWriter
-from coursedesk.broadcasts.schemas import MessageDetail
+from coursedesk.broadcasts.schemas import MessageDetail, OutcomeAnswer
 from coursedesk.broadcasts.service import (
     CheckedBroadcast,
     CreatedBroadcast,
@@ -143,6 +145,13 @@ def send(
             "when PUBLIC_BASE_URL is set)",
         ),
     ] = False,
+    holdout: Annotated[
+        int,
+        typer.Option(
+            "--holdout",
+            help="Hold this percentage (0-50) of the audience back as a control group",
+        ),
+    ] = 0,
 ) -> None:
     """Queue a broadcast and print its id (with --dry-run: print the recipient count).
 
@@ -172,6 +181,7 @@ def send(
             buttons=rows,
             options=options,
             track_links=False if no_track_links else None,
+            holdout_percent=holdout,
         )
 
     async def dry(session: AsyncSession) -> CheckedBroadcast:
@@ -236,6 +246,7 @@ def status(
         ("pending", detail.pending_deliveries),
         ("cancelled", detail.cancelled_deliveries),
         ("deleted", detail.deleted_deliveries),
+        ("control group", detail.holdout_count),
     ):
         table.add_row(label, str(value))
     if detail.track_links:
@@ -260,3 +271,38 @@ def status(
 
 async def _detail(session: AsyncSession, message_id: int) -> MessageDetail:
     return await message_detail(session, message_id)
+
+
+@app.command("outcome")
+def outcome(
+    message_id: Annotated[int, typer.Argument(min=1, max=2**31 - 1, help="The broadcast's id")],
+    window_days: Annotated[
+        int,
+        typer.Option("--window-days", help=f"Days after each send, 1-{earnings.MAX_WINDOW_DAYS}"),
+    ] = earnings.DEFAULT_WINDOW_DAYS,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, as the API answers")] = False,
+) -> None:
+    """What a broadcast earned: its delivered recipients beside its control group."""
+    found = in_transaction(lambda session: earnings.outcome_of(session, message_id, window_days))
+    answer = OutcomeAnswer.model_validate(asdict(found))
+    if as_json:
+        print_json(answer.model_dump(mode="json"))
+        return
+    table = Table(title=f"broadcast {message_id}, within {window_days} days", box=None)
+    table.add_column("")
+    table.add_column("sent", justify="right")
+    if answer.holdout is not None:
+        table.add_column("control group", justify="right")
+    for name in earnings.GROUP_FIGURES:
+        cells = [_share(getattr(answer.sent, name), answer.sent.recipients, name)]
+        if answer.holdout is not None:
+            held = answer.holdout
+            cells.append(_share(getattr(held, name), held.recipients, name))
+        table.add_row(name.replace("_", " "), *cells)
+    console.print(table)
+
+
+def _share(count: int, total: int, name: str) -> str:
+    if name == "recipients" or total == 0:
+        return f"{count:,}"
+    return f"{count:,} ({100 * count / total:.1f} %)"

@@ -129,15 +129,18 @@ DATA_CHECKS = (
                        count(*) FILTER (WHERE delivery_status IN ('sent', 'deleted')) AS successful,
                        count(*) FILTER (WHERE delivery_status = 'failed') AS failed,
                        count(*) FILTER (WHERE delivery_status = 'cancelled') AS cancelled,
-                       count(*) FILTER (WHERE delivery_status = 'deleted') AS deleted
+                       count(*) FILTER (WHERE delivery_status = 'deleted') AS deleted,
+                       count(*) FILTER (WHERE delivery_status = 'holdout') AS holdout
                 FROM message_recipients
                 GROUP BY message_id
             ) AS r ON r.message_id = m.id
             WHERE (m.total_recipients, m.pending_deliveries, m.successful_deliveries,
-                   m.failed_deliveries, m.cancelled_deliveries, m.deleted_deliveries)
+                   m.failed_deliveries, m.cancelled_deliveries, m.deleted_deliveries,
+                   m.holdout_count)
                   IS DISTINCT FROM
                   (coalesce(r.total, 0), coalesce(r.pending, 0), coalesce(r.successful, 0),
-                   coalesce(r.failed, 0), coalesce(r.cancelled, 0), coalesce(r.deleted, 0))
+                   coalesce(r.failed, 0), coalesce(r.cancelled, 0), coalesce(r.deleted, 0),
+                   coalesce(r.holdout, 0))
             """
         ),
         "{n} broadcasts have delivery figures that disagree with their recipient rows",

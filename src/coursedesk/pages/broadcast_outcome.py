@@ -49,6 +49,8 @@ class Outcome:
     refused: int
     """Delivered messages Telegram would not delete."""
     deletion: Literal["deleting", "deleted"] | None
+    held_out: int = 0
+    """The control group: never sent, by design (broadcasts/holdout.py)."""
 
     @classmethod
     def of(cls, message: MessageHistory) -> Outcome:
@@ -65,6 +67,7 @@ class Outcome:
             deleted=message.deleted_deliveries,
             refused=message.delete_refused,
             deletion=deletion,
+            held_out=message.holdout_count,
         )
 
     @property
@@ -116,6 +119,8 @@ class Outcome:
             if self.refused:
                 hint = f"{self.refused:,} refused by Telegram"
             shown.append(Figure("deleted", "Deleted from chats", self.deleted, "deleted", hint))
+        if self.held_out:
+            shown.append(Figure("holdout", "Control group", self.held_out, "", "not sent"))
         shown.append(Figure("total", "Recipients", self.total))
         return shown
 
@@ -131,6 +136,8 @@ class Outcome:
             told.append(f"{self.failed:,} failed")
         if self.never_sent:
             told.append(f"{self.never_sent:,} never sent (cancelled)")
+        if self.held_out:
+            told.append(f"{self.held_out:,} held back as the control group")
         sentences = ["; ".join(told) + "."]
         if self.deletion == "deleting":
             sentences.append(

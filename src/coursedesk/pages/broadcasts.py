@@ -8,7 +8,7 @@ from typing import Annotated, Any, get_args
 from fastapi import Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from coursedesk.broadcasts import clicks, service
+from coursedesk.broadcasts import clicks, earnings, service
 from coursedesk.broadcasts.models import (
     DELIVERY_STATUSES,
     MESSAGE_STATUSES,
@@ -18,6 +18,7 @@ from coursedesk.broadcasts.models import (
 )
 from coursedesk.broadcasts.schemas import RecipientType
 from coursedesk.errors import CoursedeskError
+from coursedesk.pages.broadcast_earnings import Comparison
 from coursedesk.pages.broadcast_outcome import LIVE_STATUSES, Outcome
 from coursedesk.pages.composer_preview import broadcast_preview
 from coursedesk.pages.flash import redirect_with_flash
@@ -114,8 +115,10 @@ async def broadcast_page(
     message_id: MessageId,
     status: Annotated[DeliveryStatus | None, Query()] = None,
     page: PageNumber = 1,
+    window_days: Annotated[int, Query()] = earnings.DEFAULT_WINDOW_DAYS,
 ) -> HTMLResponse:
     message = await service.get_message(session, message_id)
+    outcome = await earnings.outcome_of(session, message_id, window_days)
     recipients, shown_total = await service.list_recipients(
         session,
         message_id,
@@ -150,6 +153,7 @@ async def broadcast_page(
         "chosen_status": status,
         "statuses": DELIVERY_STATUSES,
         "pages": pages_of(request, total=shown_total, limit=RECIPIENTS_PER_PAGE, page=page),
+        "comparison": Comparison.of(outcome),
     }
     return render_page(request, principal, "broadcasts/detail.html", context, section="broadcasts")
 

@@ -74,6 +74,14 @@ class Event(Base):
         Index("ix_events_user_id_created_at", "user_id", "created_at"),
         Index("ix_events_created_at", "created_at"),
         Index("ix_events_event_type", "event_type"),
+        # What a broadcast's outcome counts, by time (broadcasts/sql/earnings.sql); partial,
+        # so that the bot's other events never enter it.
+        Index(
+            "ix_events_outcome",
+            "created_at",
+            postgresql_include=["user_id", "event_type"],
+            postgresql_where="event_type IN ('lesson_attended', 'bot_blocked')",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

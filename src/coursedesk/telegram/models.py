@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, Text, false, func
+from sqlalchemy import BigInteger, Boolean, Index, Text, false, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from coursedesk.db.base import Base
@@ -14,6 +14,15 @@ class BotUser(Base):
     """A Telegram user's current profile and whether they have blocked the bot."""
 
     __tablename__ = "bot_users"
+    __table_args__ = (
+        # Who blocked the bot when, for a broadcast's outcome (broadcasts/sql/earnings.sql).
+        Index(
+            "ix_bot_users_blocked_at",
+            "blocked_at",
+            postgresql_include=["user_id"],
+            postgresql_where=text("is_blocked"),
+        ),
+    )
 
     user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     username: Mapped[str | None] = mapped_column(Text)

@@ -13,6 +13,7 @@ from coursedesk.analytics.changes import source_changes
 from coursedesk.analytics.folding import folding, process_name
 from coursedesk.analytics.router import router as analytics_router
 from coursedesk.audit.router import router as audit_router
+from coursedesk.broadcasts.earnings_router import router as earnings_router
 from coursedesk.broadcasts.link_router import click_engine
 from coursedesk.broadcasts.link_router import router as link_router
 from coursedesk.broadcasts.link_tokens import LinkKeys
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(audit_router)
     app.include_router(migrate_router)
     app.include_router(broadcasts_router)
+    app.include_router(earnings_router)
     app.include_router(media_router)
     app.include_router(link_router)
     app.include_router(telegram_router)

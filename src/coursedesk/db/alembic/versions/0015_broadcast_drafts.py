@@ -1,7 +1,7 @@
 """Drafts of broadcasts that staff keep to finish later.
 
 Revision ID: 0015_broadcast_drafts
-Revises: 0013_tracked_links
+Revises: 0014_broadcast_holdout
 Create Date: 2026-12-10 10:00:00.000000
 
 - broadcast_drafts: one composition a staff user saved (its fields as the composer holds
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0015_broadcast_drafts"
-down_revision: str | None = "0013_tracked_links"
+down_revision: str | None = "0014_broadcast_holdout"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
