@@ -17,7 +17,6 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -69,8 +68,8 @@ def _add_students(engine: Engine) -> None:
             text(
                 "INSERT INTO bookings (user_id, username, first_name, course_id, course_stream,"
                 " confirmed, created_at)"
-                " SELECT g, 'user' || g, :names[1 + g % :n] || (g % 1000), 1, 'S-1', 1,"
-                " now() - interval '30 days'"
+                " SELECT g, 'user' || g, (CAST(:names AS text[]))[1 + g % :n] || (g % 1000),"
+                " 1, 'S-1', 1, now() - interval '30 days'"
                 " FROM generate_series(CAST(:first AS bigint), :last) AS g"
             ),
             {"names": list(NAMES), "n": len(NAMES), "first": FIRST, "last": FIRST + COUNT - 1},
@@ -192,8 +191,10 @@ def expected_outcome(
 
 
 def _token_path(url: str) -> str:
+    """The path the app serves a tracked link at: PUBLIC_BASE_URL is where a proxy
+    forwards to it."""
     assert TRACKED.fullmatch(url), url
-    return urlsplit(url).path
+    return url.removeprefix(BASE)
 
 
 async def _click(client: httpx.AsyncClient, url: str, goes_to: str) -> None:
