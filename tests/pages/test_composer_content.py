@@ -359,7 +359,9 @@ async def test_any_broadcast_opens_as_a_new_composition(
     client = await signed_in(Role.operator)
     page = await client.get("/broadcasts/new")
     photo = await _upload(client, form_token(page), PNG, "poster.png", "image/png")
-    form = _composition(page, media_ids=str(photo), parse_mode="HTML", text="<b>Monday</b>")
+    form = _composition(
+        page, media_ids=str(photo), parse_mode="HTML", text="<b>Monday</b>", holdout_percent="10"
+    )
     sent = await client.post("/broadcasts/new", data=form | {"action": "send"})
     made = int(sent.headers["location"].rsplit("/", 1)[1])
 
@@ -381,6 +383,7 @@ async def test_any_broadcast_opens_as_a_new_composition(
         'name="pin" value="1" checked',
         'name="audience_type" value="users" checked',
         f'value="{ANNA}, {BORIS}"',
+        'name="holdout_percent" min="0" max="50" step="1" inputmode="numeric" value="10"',
     ):
         assert shown in copy.text, shown
     with sync_engine.connect() as connection:
@@ -400,3 +403,30 @@ async def test_without_a_public_address_links_are_not_offered_for_tracking(
         "/broadcasts/new", data=_composition(page, track_links="1") | {"action": "review"}
     )
     assert forced.status_code == 400 and "PUBLIC_BASE_URL" in forced.text
+
+
+async def test_the_control_group_share_goes_out_with_the_broadcast(
+    signed_in: SignIn, sync_engine: Engine
+) -> None:
+    add_students(sync_engine)
+    client = await signed_in(Role.operator)
+    page = await client.get("/broadcasts/new")
+    assert 'name="holdout_percent"' in page.text
+    for typed in ("51", "-1", "ten"):
+        refused = await client.post(
+            "/broadcasts/new", data=_composition(page, holdout_percent=typed) | {"action": "review"}
+        )
+        assert refused.status_code == 400 and "control group" in refused.text
+    form = _composition(page, holdout_percent="50")
+    review = await client.post("/broadcasts/new", data=form | {"action": "review"})
+    assert review.status_code == 200 and "50 % of the audience, drawn at random" in review.text
+    sent = await client.post("/broadcasts/new", data=form | {"action": "send"})
+    assert sent.status_code == 303
+    made = int(sent.headers["location"].rsplit("/", 1)[1])
+    row = _one(
+        sync_engine,
+        "SELECT holdout_percent, holdout_count, total_recipients FROM message_history"
+        " WHERE id = :id",
+        id=made,
+    )
+    assert tuple(row) == (50, 1, 2)  # type: ignore[arg-type]

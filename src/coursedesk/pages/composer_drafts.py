@@ -118,6 +118,8 @@ async def copy_of_broadcast(session: AsyncSession, message_id: int) -> Draft:
         user_ids=", ".join(str(user_id) for user_id in user_ids),
         media_ids=", ".join(str(item.media_id) for item in media),
         buttons=buttons,
+        track_links="1" if message.track_links else "",
+        holdout_percent=str(message.holdout_percent),
     ).with_options(lambda name: bool(getattr(message, name)))
 
 

@@ -29,6 +29,7 @@ from coursedesk.broadcasts.composition import (
     Options,
 )
 from coursedesk.broadcasts.idempotency import KeyedRequest, checked_key, request_hash
+from coursedesk.broadcasts.models import MAX_HOLDOUT_PERCENT
 from coursedesk.broadcasts.personalisation import Profile, escaper, parse_template
 from coursedesk.broadcasts.schemas import MAX_SUBMITTED_TEXT
 from coursedesk.broadcasts.service import checked_parse_mode
@@ -98,7 +99,14 @@ def new_request_key() -> str:
 OPTION_NAMES = ("disable_link_preview", "protect_content", "silent", "pin")
 BUTTON_KINDS = ("url", "callback")
 _SAVED_TEXT = ("text", "parse_mode", "audience_type", "stream", "user_ids", "send_at")
-_SAVED_MORE = ("scheduled_at", "test_chat_id", "media_ids", "preview_user_id", "track_links")
+_SAVED_MORE = (
+    "scheduled_at",
+    "test_chat_id",
+    "media_ids",
+    "preview_user_id",
+    "track_links",
+    "holdout_percent",
+)
 
 
 @dataclass(frozen=True)
@@ -155,6 +163,8 @@ class Draft:
     draft_version: str = ""
     track_links: str = "1"
     """"1" (checked) or "": on by default; the page offers it only with PUBLIC_BASE_URL."""
+    holdout_percent: str = "0"
+    """The control group's share of the audience, as typed (broadcasts/holdout.py)."""
 
     def fields(self) -> list[tuple[str, str]]:
         """The draft as the hidden fields of a form that posts it again."""
@@ -259,7 +269,16 @@ class Draft:
             buttons=self.button_rows(),
             options=self.options(),
             track_links=_flag(self.track_links),
+            holdout_percent=self.holdout(),
         )
+
+    def holdout(self) -> int:
+        typed = self.holdout_percent.strip() or "0"
+        if not (typed.isascii() and typed.isdigit()) or int(typed) > MAX_HOLDOUT_PERCENT:
+            raise InvalidInput(
+                f"control group: a whole number from 0 to {MAX_HOLDOUT_PERCENT} %, not {typed!r}"
+            )
+        return int(typed)
 
     def audience(self) -> Audience:
         if self.audience_type not in AUDIENCE_TYPES:
@@ -366,6 +385,7 @@ async def posted_draft(
     draft_id: ShortText = "",
     draft_version: ShortText = "",
     track_links: ShortText = "",
+    holdout_percent: ShortText = "0",
 ) -> Draft:
     """The composer form as a dependency of the routes it posts to."""
     return Draft(
@@ -389,6 +409,7 @@ async def posted_draft(
         draft_id=draft_id,
         draft_version=draft_version,
         track_links="1" if _flag(track_links) else "",
+        holdout_percent=holdout_percent,
     )
 
 
@@ -432,4 +453,5 @@ _POSTED_STRINGS = (
     "draft_id",
     "draft_version",
     "track_links",
+    "holdout_percent",
 )
