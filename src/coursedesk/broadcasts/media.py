@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from coursedesk.audit.service import record
 from coursedesk.broadcasts.models import MediaChunk, MediaFile, MediaKind
 from coursedesk.broadcasts.sniffing import MAX_PHOTO_BYTES, SNIFF_BYTES, Sniffed, sniff
 from coursedesk.errors import CoursedeskError, InvalidInput, TooLarge
@@ -147,6 +148,26 @@ async def media_by_ids(session: AsyncSession, media_ids: Sequence[int]) -> dict[
     """The media files with these ids that exist (no bytes read)."""
     rows = await session.scalars(select(MediaFile).where(MediaFile.id.in_(set(media_ids))))
     return {row.id: row for row in rows}
+
+
+async def finish_upload(session: AsyncSession, writer: MediaWriter, actor: str) -> StoredMedia:
+    """The file staff uploaded, stored, and audited as `media.upload`, in the caller's
+    transaction (POST /api/media and the composer's attach without a script)."""
+    stored = await writer.finish()
+    await record(
+        session,
+        actor,
+        "media.upload",
+        "media",
+        stored.media_id,
+        after={
+            "kind": stored.kind,
+            "filename": stored.filename,
+            "mime_type": stored.mime_type,
+            "size": stored.size,
+        },
+    )
+    return stored
 
 
 class MediaMissing(CoursedeskError):

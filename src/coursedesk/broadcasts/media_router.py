@@ -10,9 +10,8 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from coursedesk.audit.service import record
 from coursedesk.broadcasts.composition import MEDIA_ID_MAX
-from coursedesk.broadcasts.media import MediaWriter, StoredContent, media_by_ids
+from coursedesk.broadcasts.media import MediaWriter, StoredContent, finish_upload, media_by_ids
 from coursedesk.broadcasts.models import MAX_MEDIA_BYTES, MediaKind
 from coursedesk.db.engine import Database
 from coursedesk.errors import NotFound
@@ -82,20 +81,7 @@ async def upload_media(request: Request, principal: Operator, session: Session) 
     limit = MAX_MEDIA_BYTES + MULTIPART_ALLOWANCE
     await read_file_part(request, field=FILE_FIELD, max_body=limit, open_sink=open_sink)
     assert writer is not None, "read_file_part refuses a body without the file"
-    stored = await writer.finish()
-    await record(
-        session,
-        principal.actor,
-        "media.upload",
-        "media",
-        stored.media_id,
-        after={
-            "kind": stored.kind,
-            "filename": stored.filename,
-            "mime_type": stored.mime_type,
-            "size": stored.size,
-        },
-    )
+    stored = await finish_upload(session, writer, principal.actor)
     return MediaAnswer(
         media_id=stored.media_id,
         kind=stored.kind,

@@ -14,7 +14,6 @@ from starlette.datastructures import UploadFile
 
 from coursedesk.accounts.roles import Role
 from coursedesk.accounts.service import Principal
-from coursedesk.audit.service import record
 from coursedesk.broadcasts.composition import (
     MAX_BUTTON_ROWS,
     MAX_BUTTONS_IN_A_ROW,
@@ -23,7 +22,7 @@ from coursedesk.broadcasts.composition import (
 )
 from coursedesk.broadcasts.drafts import StaleDraft
 from coursedesk.broadcasts.idempotency import KeyReused
-from coursedesk.broadcasts.media import CHUNK_BYTES, MediaWriter, StoredMedia
+from coursedesk.broadcasts.media import CHUNK_BYTES, MediaWriter, StoredMedia, finish_upload
 from coursedesk.broadcasts.one_off import send_test_message
 from coursedesk.broadcasts.personalisation import VARIABLES
 from coursedesk.db.engine import Database
@@ -237,21 +236,7 @@ async def _stored(session: AsyncSession, principal: Principal, upload: UploadFil
     )
     while data := await upload.read(CHUNK_BYTES):
         await writer.write(data)
-    stored = await writer.finish()
-    await record(
-        session,
-        principal.actor,
-        "media.upload",
-        "media",
-        stored.media_id,
-        after={
-            "kind": stored.kind,
-            "filename": stored.filename,
-            "mime_type": stored.mime_type,
-            "size": stored.size,
-        },
-    )
-    return stored
+    return await finish_upload(session, writer, principal.actor)
 
 
 @router.post("/broadcasts/new/attach")

@@ -24,6 +24,7 @@ from coursedesk.telegram.markup.html import (
     _decode_html_entity,
     _read_html_attributes,
 )
+from coursedesk.telegram.markup.markdown import read_link_url
 
 LinkForm = Literal["anchor", "target", "bare"]
 """An HTML `<a …>` start tag, a MarkdownV2 link's `(url)`, an address written out."""
@@ -200,14 +201,7 @@ def _markdown_v2_target(text: str, bracket: int, kind: str, found: list[FoundLin
     """Read the `(url)` after a link's `]`, if any; answers where reading goes on."""
     if not text.startswith("(", bracket + 1):
         return bracket + 1
-    url: list[str] = []
-    position = bracket + 2
-    while position < len(text) and text[position] != ")":
-        if text[position] == "\\" and position + 1 < len(text):
-            position += 1
-        url.append(text[position])
-        position += 1
-    target = "".join(url)
+    target, position = read_link_url(text, bracket + 2)
     if kind == "link" and is_web_url(target):
         found.append(FoundLink(bracket + 1, position + 1, target, "target"))
     return position + 1

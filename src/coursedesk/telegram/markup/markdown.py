@@ -129,19 +129,26 @@ def _read_markdown_v2_url(text: str, bracket: int, tree: TreeBuilder) -> int:
         if entity.kind == "emoji":
             raise entities_error("Custom emoji entity must contain a tg://emoji URL")
         return bracket + 1
+    url, position = read_link_url(text, bracket + 2)
+    if position >= len(text):
+        raise entities_error(
+            f"Can't find end of a URL at byte offset {byte_offset(text, bracket + 1)}"
+        )
+    entity.url = url
+    return position + 1
+
+
+def read_link_url(text: str, start: int) -> tuple[str, int]:
+    """A link's URL read from `start`, just after its `(`: the URL with its escapes
+    undone, and where its `)` is (len(text) when it has none)."""
     url: list[str] = []
-    position = bracket + 2
+    position = start
     while position < len(text) and text[position] != ")":
         if text[position] == "\\" and position + 1 < len(text):
             position += 1
         url.append(text[position])
         position += 1
-    if position >= len(text):
-        raise entities_error(
-            f"Can't find end of a URL at byte offset {byte_offset(text, bracket + 1)}"
-        )
-    entity.url = "".join(url)
-    return position + 1
+    return "".join(url), position
 
 
 def _open_markdown_code(text: str, position: int, tree: TreeBuilder) -> int:
