@@ -32,12 +32,12 @@ _HTML_TAG_KINDS: dict[str, EntityKind] = {
     "tg-emoji": "emoji",
 }
 _HTML_NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
-_HTML_ENTITY = re.compile(r"&(?:#([0-9]{1,8})|#[xX]([0-9a-fA-F]{1,8})|([a-zA-Z]{2,8}));")
-_HTML_TAG_NAME_END = re.compile(r"[\s>]")
+HTML_ENTITY = re.compile(r"&(?:#([0-9]{1,8})|#[xX]([0-9a-fA-F]{1,8})|([a-zA-Z]{2,8}));")
+HTML_TAG_NAME_END = re.compile(r"[\s>]")
 _HTML_ATTRIBUTE = re.compile(r"""([^\s=>]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>"']+)))?""")
 
 
-def _decode_html_entity(match: re.Match[str]) -> str:
+def decode_html_entity(match: re.Match[str]) -> str:
     decimal, hexadecimal, name = match.groups()
     if name is not None:
         return _HTML_NAMED_ENTITIES.get(name, match.group())
@@ -49,7 +49,7 @@ def _decode_html_entity(match: re.Match[str]) -> str:
 
 def _decode_html_text(text: str) -> str:
     """Only these entities are Telegram's; any other `&` stays as it is."""
-    return _HTML_ENTITY.sub(_decode_html_entity, text)
+    return HTML_ENTITY.sub(decode_html_entity, text)
 
 
 def parse_html(text: str) -> Content:
@@ -73,14 +73,14 @@ def parse_html(text: str) -> Content:
 
 def _open_html_tag(text: str, tag_start: int, tree: TreeBuilder) -> int:
     offset = byte_offset(text, tag_start)
-    name_end = _HTML_TAG_NAME_END.search(text, tag_start + 1)
+    name_end = HTML_TAG_NAME_END.search(text, tag_start + 1)
     if name_end is None:
         raise entities_error(f"Unclosed start tag at byte offset {offset}")
     name = text[tag_start + 1 : name_end.start()].lower()
     kind = _HTML_TAG_KINDS.get(name)
     if kind is None:
         raise entities_error(f'Unsupported start tag "{name}" at byte offset {offset}')
-    attributes, position = _read_html_attributes(text, name_end.start(), offset)
+    attributes, position = read_html_attributes(text, name_end.start(), offset)
     entity = Entity(kind)
     if name == "span" and attributes.get("class") != "tg-spoiler":
         raise entities_error(f'Tag "span" must have class "tg-spoiler" at byte offset {offset}')
@@ -96,7 +96,7 @@ def _open_html_tag(text: str, tag_start: int, tree: TreeBuilder) -> int:
     return position
 
 
-def _read_html_attributes(text: str, position: int, tag_offset: int) -> tuple[dict[str, str], int]:
+def read_html_attributes(text: str, position: int, tag_offset: int) -> tuple[dict[str, str], int]:
     attributes: dict[str, str] = {}
     while True:
         while position < len(text) and text[position].isspace():

@@ -19,10 +19,10 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from coursedesk.telegram.markup.html import (
-    _HTML_ENTITY,
-    _HTML_TAG_NAME_END,
-    _decode_html_entity,
-    _read_html_attributes,
+    HTML_ENTITY,
+    HTML_TAG_NAME_END,
+    decode_html_entity,
+    read_html_attributes,
 )
 from coursedesk.telegram.markup.markdown import read_link_url
 
@@ -105,11 +105,11 @@ def _html_links(text: str) -> list[FoundLink]:
                 open_tags.pop()
             position = text.index(">", tag_start) + 1
             continue
-        name_end = _HTML_TAG_NAME_END.search(text, tag_start + 1)
+        name_end = HTML_TAG_NAME_END.search(text, tag_start + 1)
         if name_end is None:
             return found
         name = text[tag_start + 1 : name_end.start()].lower()
-        attributes, position = _read_html_attributes(text, name_end.start(), 0)
+        attributes, position = read_html_attributes(text, name_end.start(), 0)
         open_tags.append(name)
         href = attributes.get("href")
         if name == "a" and href is not None and is_web_url(href):
@@ -125,10 +125,10 @@ def _html_bare_links(text: str, start: int, end: int) -> list[FoundLink]:
     shown: list[str] = []
     sources: list[int] = []
     position = start
-    for match in _HTML_ENTITY.finditer(text, start, end):
+    for match in HTML_ENTITY.finditer(text, start, end):
         shown.extend(text[position : match.start()])
         sources.extend(range(position, match.start()))
-        decoded = _decode_html_entity(match)
+        decoded = decode_html_entity(match)
         if decoded == match.group():
             shown.extend(decoded)
             sources.extend(range(match.start(), match.end()))
