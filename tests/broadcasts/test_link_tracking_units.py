@@ -9,7 +9,7 @@ import re
 import pytest
 
 from coursedesk.broadcasts.link_tokens import MAC_BYTES, LinkSigner
-from coursedesk.broadcasts.personalisation import parse_template
+from coursedesk.broadcasts.personalisation import parse_template, personal_text
 from coursedesk.broadcasts.tracking import (
     links_to_track,
     tracked_text,
@@ -171,6 +171,25 @@ def test_an_address_with_a_variable_in_it_is_not_tracked_and_values_are_escaped(
     )
     assert shown_text(sent, "HTML") == (
         "Hi <Ann & Bo>: https://school.example/u/ann and https://school.example/"
+    )
+
+
+def test_private_use_characters_typed_in_the_text_arrive_as_typed() -> None:
+    """Variables are marked with private-use characters while links are found; ones the
+    operator typed (U+F8FF is Apple's logo) must neither be taken for a variable nor lost."""
+    text = "\uf8ff {{first_name}} \ue001 {{username}}: https://school.example/ \ue000"
+    template = parse_template(text, "text")
+    links = links_to_track(template, None, [])
+    tracked = tracked_text(template, None, {url: i for i, url in enumerate(links)})
+    assert tracked is not None
+    sent = tracked.fill({"first_name": "Ann", "username": "ann_u"}, address)
+    assert sent == (
+        f'\uf8ff Ann \ue001 ann_u: <a href="{BASE}/r/T0">https://school.example/</a> \ue000'
+    )
+    measured = personal_text(text, None, caption=False)
+    assert measured is not None
+    assert measured.measure.length_for({"first_name": "Ann", "username": "ann_u"}) == len(
+        shown_text(sent, "HTML")
     )
 
 

@@ -34,6 +34,8 @@ _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _SLOT = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\|(.*))?", re.DOTALL)
 _MARKDOWN_V2_SPECIAL = re.compile(r"([_*\[\]()~`>#+\-=|{}.!\\])")
 _FIRST_MARKER = 0xE000
+_MARKER_COUNT = 0xF8FF - _FIRST_MARKER + 1
+_PRIVATE_USE = re.compile("([\ue000-\uf8ff])")
 """Private-use characters stand in for the values while a template's markup is checked."""
 
 Profile = Mapping[str, str | None]
@@ -77,14 +79,33 @@ class Template:
 
     def with_markers(self) -> str:
         """The text with slot i as the one character U+E000 + i (never markup)."""
-        filled, index = [], 0
+        return self.marked()[0]
+
+    def marked(self) -> tuple[str, tuple[str, ...]]:
+        """with_markers(), and what the markers after the slots' stand for.
+
+        A private-use character typed in the text would read as a marker, so each one is
+        a marker too, numbered after the slots: answers the text and those characters
+        in the order of their markers.
+        """
+        filled: list[str] = []
+        typed: list[str] = []
+        slots = len(self.slots)
+        index = 0
         for part in self.parts:
-            if isinstance(part, str):
-                filled.append(part)
-            else:
+            if isinstance(part, Slot):
                 filled.append(chr(_FIRST_MARKER + index))
                 index += 1
-        return "".join(filled)
+                continue
+            for piece in _PRIVATE_USE.split(part):
+                if len(piece) == 1 and _PRIVATE_USE.fullmatch(piece):
+                    filled.append(chr(_FIRST_MARKER + slots + len(typed)))
+                    typed.append(piece)
+                else:
+                    filled.append(piece)
+        if slots + len(typed) > _MARKER_COUNT:
+            raise InvalidInput("text: too many private-use characters")
+        return "".join(filled), tuple(typed)
 
 
 def value_of(slot: Slot, profile: Profile) -> str:

@@ -113,7 +113,7 @@ def tracked_text(
     template: Template, parse_mode: str | None, positions: Mapping[str, int]
 ) -> TrackedText | None:
     """The text with its numbered links ready to fill; None when it has none."""
-    source = template.with_markers()
+    source, typed = template.marked()
     literal: Callable[[str], str] = (
         (lambda piece: html.escape(piece, quote=False)) if parse_mode is None else str
     )
@@ -139,21 +139,22 @@ def tracked_text(
     if cursor == 0:
         return None
     pieces.append(literal(source[cursor:]))
-    return TrackedText(_with_slots(pieces, template.slots), mode)
+    return TrackedText(_with_slots(pieces, (*template.slots, *typed)), mode)
 
 
 def _with_slots(
-    pieces: Sequence[str | Address], slots: Sequence[Slot]
+    pieces: Sequence[str | Address], markers: Sequence[Slot | str]
 ) -> tuple[str | Slot | Address, ...]:
-    """The pieces with each slot's marker character back as its slot."""
+    """The pieces with each marker character back as what it stands for (Template.marked):
+    a slot, or a private-use character typed in the text."""
     parts: list[str | Slot | Address] = []
     for piece in pieces:
-        if isinstance(piece, Address) or not slots:
+        if isinstance(piece, Address) or not markers:
             parts.append(piece)
             continue
         for index, chunk in enumerate(_MARKERS.split(piece)):
             if index % 2:
-                parts.append(slots[ord(chunk) - _FIRST_MARKER])
+                parts.append(markers[ord(chunk) - _FIRST_MARKER])
             elif chunk:
                 parts.append(chunk)
     return tuple(part for part in parts if part != "")
