@@ -19,6 +19,7 @@ from broadcast_helpers import (
     wait_for,
 )
 from sqlalchemy import Engine
+from sqlalchemy import text as sql_text
 
 from coursedesk.telegram.standin import BotApiStandin
 
@@ -351,3 +352,38 @@ async def test_a_stopped_worker_gives_back_its_claims_and_another_finishes(
     got = received_chats(standin)
     assert set(got) == set(range(9001, 9401)) and set(got.values()) == {1}
     figures_agree(sync_engine, message_id)
+
+
+async def test_a_broadcast_that_cannot_be_read_keeps_no_other_from_going_out(
+    sync_engine: Engine,
+    client: httpx.AsyncClient,
+    operator_headers: dict[str, str],
+    standin: BotApiStandin,
+    start_worker: RunWorker,
+) -> None:
+    """Its buttons were changed behind the API's back to something no worker can read."""
+    add_many_users(sync_engine, 610_001, 3)
+    broken, fine = [
+        (await send_broadcast(client, operator_headers, text=text, audience={"type": "all"}))[
+            "message_id"
+        ]
+        for text in ("first", "second")
+    ]
+    with sync_engine.begin() as connection:
+        connection.execute(
+            sql_text("""UPDATE message_history SET buttons = '[[{"nope": 1}]]' WHERE id = :m"""),
+            {"m": broken},
+        )
+    async with running_worker(start_worker):
+        await wait_for(
+            lambda: (
+                scalar(sync_engine, "SELECT status FROM message_history WHERE id = :m", m=fine)
+                == "sent"
+            ),
+            within=30,
+            what="the readable broadcast sent",
+        )
+    assert sorted(m.text for m in standin.received()) == ["second"] * 3
+    assert scalar(sync_engine, "SELECT status FROM message_history WHERE id = :m", m=broken) == (
+        "sending"
+    )

@@ -19,11 +19,13 @@ own transaction; broadcast_media rows are written after the message rows are loc
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from coursedesk.broadcasts.composition import callback_data_of
@@ -38,6 +40,8 @@ from coursedesk.broadcasts.tracking import LinkTracking, link_tracking
 from coursedesk.errors import InvalidInput
 from coursedesk.telegram.client import CallbackButton, InlineKeyboard, UrlButton
 from coursedesk.telegram.formatting import FormattingError
+
+log = logging.getLogger(__name__)
 
 SENDING_BROADCASTS = text(
     """
@@ -190,29 +194,38 @@ async def sending_broadcasts(connection: AsyncConnection) -> list[BroadcastConte
             links[link.message_id][link.url] = link.position
     contents = []
     for row in rows:
-        buttons = keyboard(row.id, row.buttons or [])
-        personal = _template(row.message_text, row.parse_mode, caption=bool(media[row.id]))
-        tracking = None
-        if row.id in links:
-            template = personal.template if personal is not None else Template((row.message_text,))
-            tracking = link_tracking(template, row.parse_mode, buttons, links[row.id])
-        contents.append(
-            BroadcastContent(
-                row.id,
-                row.message_text,
-                row.parse_mode,
-                tuple(media[row.id]),
-                buttons,
-                row.disable_link_preview,
-                row.protect_content,
-                row.silent,
-                row.pin,
-                personal,
-                any(_has_variables(button.text) for line in buttons for button in line),
-                tracking,
-            )
-        )
+        try:
+            contents.append(_content(row, tuple(media[row.id]), links.get(row.id)))
+        except Exception:
+            # Every broadcast was checked when it was made; one that cannot be read now
+            # must not keep the others from going out.
+            log.exception("broadcast %s cannot be prepared for sending; skipped", row.id)
     return contents
+
+
+def _content(
+    row: Row[Any], media: tuple[OutgoingMedia, ...], links: dict[str, int] | None
+) -> BroadcastContent:
+    buttons = keyboard(row.id, row.buttons or [])
+    personal = _template(row.message_text, row.parse_mode, caption=bool(media))
+    tracking = None
+    if links is not None:
+        template = personal.template if personal is not None else Template((row.message_text,))
+        tracking = link_tracking(template, row.parse_mode, buttons, links)
+    return BroadcastContent(
+        row.id,
+        row.message_text,
+        row.parse_mode,
+        media,
+        buttons,
+        row.disable_link_preview,
+        row.protect_content,
+        row.silent,
+        row.pin,
+        personal,
+        any(_has_variables(button.text) for line in buttons for button in line),
+        tracking,
+    )
 
 
 def _template(text: str, parse_mode: str | None, *, caption: bool) -> PersonalText | None:
