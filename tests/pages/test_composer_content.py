@@ -430,3 +430,24 @@ async def test_the_control_group_share_goes_out_with_the_broadcast(
         id=made,
     )
     assert tuple(row) == (50, 1, 2)  # type: ignore[arg-type]
+
+
+async def test_numbers_too_long_for_any_id_are_refused_plainly(
+    signed_in: SignIn, sync_engine: Engine
+) -> None:
+    """int() refuses over 4,300 digits with a ValueError: none may reach it."""
+    add_students(sync_engine)
+    client = await signed_in(Role.operator)
+    page = await client.get("/broadcasts/new")
+    digits = "9" * 5000
+    for field in ("user_ids", "holdout_percent", "preview_user_id", "media_ids", "button_row"):
+        value: str | list[str] = [digits, "1"] if field == "button_row" else digits
+        for action in ("review", "save_draft"):
+            answer = await client.post(
+                "/broadcasts/new", data=_composition(page, **{field: value}) | {"action": action}
+            )
+            assert answer.status_code < 500, (field, action, answer.status_code)
+        preview = await client.post(
+            "/broadcasts/preview", data=_composition(page, **{field: value})
+        )
+        assert preview.status_code < 500, (field, preview.status_code)

@@ -40,6 +40,7 @@ from coursedesk.pages.composer_form import (
     AudienceType,
     Draft,
     draft_from_form,
+    id_parts,
     posted_draft,
 )
 from coursedesk.pages.composer_preview import message_preview
@@ -259,8 +260,8 @@ async def attach(request: Request, principal: OperatorPostingAFile, session: Ses
         return await _composer(
             request, principal, session, draft, notice=notice, status_code=status
         )
-    ids = [part.strip() for part in draft.media_ids.split(",") if part.strip()]
-    attached = replace(draft, media_ids=", ".join([*ids, str(stored.media_id)]))
+    listed = [*id_parts(draft.media_ids), str(stored.media_id)]
+    attached = replace(draft, media_ids=", ".join(listed))
     notice = Flash("success", f"Attached {upload.filename}.")
     return await _composer(request, principal, session, attached, notice=notice)
 

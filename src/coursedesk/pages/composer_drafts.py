@@ -14,7 +14,7 @@ from coursedesk.broadcasts import drafts, service
 from coursedesk.broadcasts.composition import media_of
 from coursedesk.broadcasts.media_pruning import keep_media
 from coursedesk.errors import InvalidInput
-from coursedesk.pages.composer_form import ButtonField, Draft
+from coursedesk.pages.composer_form import ButtonField, Draft, id_parts, whole_number
 from coursedesk.pages.flash import redirect_with_flash
 from coursedesk.pages.forms import all_or_nothing
 from coursedesk.pages.routes import PageOperator, page_router
@@ -32,9 +32,10 @@ def owner_of(principal: Principal) -> int:
 
 
 def _number(value: str, what: str) -> int:
-    if not (value.isascii() and value.isdigit()) or not 0 < int(value) < 2**63:
-        raise InvalidInput(f"{what} is a whole number, not {value!r}")
-    return int(value)
+    number = whole_number(value, 2**63 - 1)
+    if not number:
+        raise InvalidInput(f"{what} is a whole number, not {value[:20]!r}")
+    return number
 
 
 async def save_draft(
@@ -71,8 +72,9 @@ async def opened_draft(session: AsyncSession, principal: Principal, draft_id: in
 
 async def discard_sent(session: AsyncSession, principal: Principal, draft: Draft) -> None:
     """The draft a broadcast was just made from is done with."""
-    if draft.draft_id.isascii() and draft.draft_id.isdigit() and principal.user_id is not None:
-        await drafts.discard_sent_draft(session, principal.user_id, int(draft.draft_id))
+    draft_id = whole_number(draft.draft_id, 2**63 - 1)
+    if draft_id is not None and principal.user_id is not None:
+        await drafts.discard_sent_draft(session, principal.user_id, draft_id)
 
 
 async def listed_drafts(session: AsyncSession, principal: Principal) -> list[dict[str, Any]]:
@@ -86,7 +88,7 @@ async def listed_drafts(session: AsyncSession, principal: Principal) -> list[dic
         if len(title) > _TITLE_LENGTH:
             title = title[: _TITLE_LENGTH - 1] + "…"
         media = str(saved.fields.get("media_ids") or "")
-        files = len([part for part in media.split(",") if part.strip()])
+        files = len(id_parts(media))
         listed.append(
             {"id": saved.id, "title": title, "updated_at": saved.updated_at, "files": files}
         )

@@ -56,8 +56,10 @@ _AUDIENCE = TypeAdapter[Audience](Audience)
 _ID_SEPARATORS = re.compile(r"[\s,;]+")
 
 LongText = Annotated[str, Form(max_length=MAX_SUBMITTED_TEXT)]
-ShortText = Annotated[str, Form(max_length=200)]
-IdList = Annotated[str, Form(max_length=2_500_000)]
+MAX_SHORT_TEXT = 200
+MAX_ID_LIST = 2_500_000
+ShortText = Annotated[str, Form(max_length=MAX_SHORT_TEXT)]
+IdList = Annotated[str, Form(max_length=MAX_ID_LIST)]
 MAX_POSTED_BUTTONS = MAX_BUTTON_ROWS * MAX_BUTTONS_IN_A_ROW + 1
 """The builder's buttons and its blank one for a new button."""
 
@@ -98,6 +100,8 @@ def new_request_key() -> str:
 
 OPTION_NAMES = ("disable_link_preview", "protect_content", "silent", "pin")
 BUTTON_KINDS = ("url", "callback")
+_HIGHEST_ROW = 999
+"""A button's row number is a place in the builder's order, not an index: any up to this."""
 _SAVED_TEXT = ("text", "parse_mode", "audience_type", "stream", "user_ids", "send_at")
 _SAVED_MORE = (
     "scheduled_at",
@@ -230,14 +234,13 @@ class Draft:
 
     def listed_media(self) -> list[int]:
         """The chosen files' ids, in album order."""
-        parts = [part for part in _ID_SEPARATORS.split(self.media_ids) if part]
+        parts = id_parts(self.media_ids)
         if len(parts) > MAX_SUBMITTED_MEDIA:
             raise InvalidInput(f"media: at most {MAX_MEDIA} files go in one message")
-        if not all(
-            part.isascii() and part.isdigit() and 0 < int(part) <= MEDIA_ID_MAX for part in parts
-        ):
+        ids = [whole_number(part, MEDIA_ID_MAX) for part in parts]
+        if not all(ids):
             raise InvalidInput("media: the files' ids are whole numbers, separated by commas")
-        return [int(part) for part in parts]
+        return [media_id for media_id in ids if media_id]
 
     def button_groups(self) -> list[list[ButtonField]]:
         """The builder's buttons in their rows, for the form to show again."""
@@ -245,7 +248,8 @@ class Draft:
         for button in self.buttons:
             if not button.is_blank:
                 rows.setdefault(button.row, []).append(button)
-        order = sorted(rows, key=lambda row: (not row.isdigit(), int(row) if row.isdigit() else 0))
+        numbers = {row: whole_number(row, _HIGHEST_ROW) for row in rows}
+        order = sorted(rows, key=lambda row: (numbers[row] is None, numbers[row] or 0))
         return [rows[row] for row in order]
 
     def button_rows(self) -> list[list[Button]]:
@@ -254,9 +258,10 @@ class Draft:
         for button in self.buttons:
             if button.is_blank:
                 continue
-            if not (button.row.isascii() and button.row.isdigit()):
-                raise InvalidInput(f"buttons: a row is a whole number, not {button.row!r}")
-            rows.setdefault(int(button.row), []).append(button.button())
+            number = whole_number(button.row, _HIGHEST_ROW)
+            if number is None:
+                raise InvalidInput(f"buttons: a row is a whole number, not {button.row[:20]!r}")
+            rows.setdefault(number, []).append(button.button())
         return [rows[number] for number in sorted(rows)]
 
     def options(self) -> Options:
@@ -274,11 +279,13 @@ class Draft:
 
     def holdout(self) -> int:
         typed = self.holdout_percent.strip() or "0"
-        if not (typed.isascii() and typed.isdigit()) or int(typed) > MAX_HOLDOUT_PERCENT:
+        percent = whole_number(typed, MAX_HOLDOUT_PERCENT)
+        if percent is None:
             raise InvalidInput(
-                f"control group: a whole number from 0 to {MAX_HOLDOUT_PERCENT} %, not {typed!r}"
+                f"control group: a whole number from 0 to {MAX_HOLDOUT_PERCENT} %, "
+                f"not {typed[:20]!r}"
             )
-        return int(typed)
+        return percent
 
     def audience(self) -> Audience:
         if self.audience_type not in AUDIENCE_TYPES:
@@ -297,23 +304,25 @@ class Draft:
             raise InvalidInput(f"audience: {describe_errors(exc.errors())}") from None
 
     def listed_ids(self) -> list[int]:
-        parts = [part for part in _ID_SEPARATORS.split(self.user_ids) if part]
+        parts = id_parts(self.user_ids)
         if not parts:
             raise InvalidInput("choose at least one student")
         if len(parts) > MAX_LISTED_USERS:
             raise InvalidInput(f"at most {MAX_LISTED_USERS:,} students can be chosen")
-        if not all(part.isascii() and part.isdigit() for part in parts):
+        ids = [whole_number(part, USER_ID_MAX) for part in parts]
+        if None in ids:
             raise InvalidInput("student ids are whole numbers, separated by commas")
-        return [int(part) for part in parts]
+        return [user_id for user_id in ids if user_id is not None]
 
     def preview_user(self) -> int | None:
         """The student the preview is shown as, if one is chosen."""
         value = self.preview_user_id.strip()
         if not value:
             return None
-        if not (value.isascii() and value.isdigit()) or int(value) > USER_ID_MAX:
+        user_id = whole_number(value, USER_ID_MAX)
+        if user_id is None:
             raise InvalidInput("the preview's student is a user id, a whole number")
-        return int(value)
+        return user_id
 
     def schedule(self, timezone: ZoneInfo) -> datetime | None:
         """None to send now, else the chosen local time in APP_TIMEZONE."""
@@ -329,10 +338,10 @@ class Draft:
 
     def test_chat(self) -> int:
         value = self.test_chat_id.strip()
-        digits = value.removeprefix("-")
-        if not (digits.isascii() and digits.isdigit()) or int(digits) > USER_ID_MAX:
+        chat = whole_number(value.removeprefix("-"), USER_ID_MAX)
+        if chat is None:
             raise InvalidInput("the test chat is a Telegram chat id, a whole number")
-        return int(value)
+        return -chat if value.startswith("-") else chat
 
 
 _BUTTON_FIELDS = frozenset(field.name for field in dataclass_fields(ButtonField))
@@ -351,8 +360,18 @@ def posted_buttons(
     return tuple(ButtonField(*four) for four in zip(rows, texts, kinds, values, strict=True))
 
 
-def _is_id(part: str, highest: int) -> bool:
-    return part.isascii() and part.isdigit() and 0 < int(part) <= highest
+def id_parts(listed: str) -> list[str]:
+    """The ids of a field that lists them, between commas, semicolons or spaces."""
+    return [part for part in _ID_SEPARATORS.split(listed) if part]
+
+
+def whole_number(text: str, highest: int) -> int | None:
+    """`text` as a whole number from 0 to `highest`; None when it is not one. Its length
+    is checked first: int() refuses a string of over 4,300 digits with a ValueError."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(highest)):
+        return None
+    number = int(text)
+    return number if number <= highest else None
 
 
 def _flag(value: str) -> bool:
@@ -423,8 +442,12 @@ async def draft_from_form(form: FormData) -> Draft:
     def many(name: str) -> list[str]:
         return [value for value in form.getlist(name) if isinstance(value, str)]
 
-    if len(one("text")) > MAX_SUBMITTED_TEXT:
-        raise InvalidInput(f"text: at most {MAX_SUBMITTED_TEXT:,} characters")
+    # The limits the form's own routes have FastAPI check (LongText, IdList, ShortText).
+    limits = {"text": MAX_SUBMITTED_TEXT, "user_ids": MAX_ID_LIST}
+    for name in (*_POSTED_STRINGS, "send_at"):
+        limit = limits.get(name, MAX_SHORT_TEXT)
+        if len(one(name)) > limit:
+            raise InvalidInput(f"{name}: at most {limit:,} characters")
     return await posted_draft(
         **{name: one(name) for name in _POSTED_STRINGS},
         send_at=one("send_at", "now"),
