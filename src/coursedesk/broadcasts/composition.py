@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import insert, select
@@ -18,6 +17,7 @@ from coursedesk.broadcasts.models import BroadcastMedia, MediaFile, MediaKind
 from coursedesk.broadcasts.personalisation import parse_template
 from coursedesk.broadcasts.sniffing import kinds_it_may_go_as
 from coursedesk.errors import InvalidInput
+from coursedesk.telegram.markup.links import is_web_url
 
 MAX_MEDIA = 10
 """Files in one album, Telegram's limit."""
@@ -201,7 +201,7 @@ def _check_button(where: str, button: Button) -> None:
     parse_template(button.text, f"{where}.text")
     if (button.url is None) == (button.callback_data is None):
         raise InvalidInput(f"{where}: give a url or a callback_data, one of them")
-    if button.url is not None and not _is_web_link(button.url):
+    if button.url is not None and not is_web_url(button.url):
         raise InvalidInput(f"{where}.url: an http:// or https:// link, not {button.url!r}")
     if button.callback_data is not None:
         size = len(button.callback_data.encode("utf-8"))
@@ -211,14 +211,6 @@ def _check_button(where: str, button: Button) -> None:
                 f"{CALLBACK_DATA_BYTES}, {CALLBACK_RESERVED_BYTES} of which name the "
                 f"broadcast), not {size}"
             )
-
-
-def _is_web_link(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and url == url.strip()
 
 
 def callback_data_of(message_id: int, data: str) -> str:
