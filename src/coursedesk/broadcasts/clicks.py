@@ -94,3 +94,9 @@ async def link_figures(session: AsyncSession, message_id: int) -> list[LinkFigur
     return [
         LinkFigures(row.position, row.url, row.unique_clicks, int(row.total_clicks)) for row in rows
     ]
+
+
+async def click_figures(session: AsyncSession, message_id: int) -> tuple[list[LinkFigures], int]:
+    """A tracked broadcast's links with their clicks, and the recipients who clicked any."""
+    counted = await clicked_counts(session, [message_id])
+    return await link_figures(session, message_id), counted.get(message_id, 0)

@@ -19,8 +19,6 @@ async def message_detail(session: AsyncSession, message_id: int) -> MessageDetai
         SentMediaItem.model_validate(item) for item in await media_of(session, message_id)
     ]
     if detail.track_links:
-        figures = await clicks.link_figures(session, message_id)
+        figures, detail.clicked_count = await clicks.click_figures(session, message_id)
         detail.links = [LinkItem.model_validate(asdict(link)) for link in figures]
-        counted = await clicks.clicked_counts(session, [message_id])
-        detail.clicked_count = counted.get(message_id, 0)
     return detail

@@ -130,8 +130,7 @@ async def broadcast_page(
     figures = delivery_figures(message)
     links, clicked = [], 0
     if message.track_links:
-        links = await clicks.link_figures(session, message_id)
-        clicked = (await clicks.clicked_counts(session, [message_id])).get(message_id, 0)
+        links, clicked = await clicks.click_figures(session, message_id)
     context: dict[str, Any] = {
         "message": message,
         "audience": audience_label(message),
