@@ -128,7 +128,8 @@ async def broadcast_page(
     )
     rate, seconds_left = sending_pace(message, await service.database_now(session))
     figures = delivery_figures(message)
-    links, clicked = [], 0
+    links: list[clicks.LinkFigures] = []
+    clicked = 0
     if message.track_links:
         links, clicked = await clicks.click_figures(session, message_id)
     context: dict[str, Any] = {
