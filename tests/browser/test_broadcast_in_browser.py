@@ -19,6 +19,8 @@ from coursedesk.broadcasts.worker import run_worker
 from coursedesk.config import Settings
 from coursedesk.telegram.standin import BotApiStandin, StandinThread
 
+PUBLIC_BASE_URL = "https://school.example/go"
+"""Where students reach the app: the tests open its /r/ links on the live server."""
 pytestmark = pytest.mark.browser
 
 BOT_TOKEN = "616161:browser-test-token"
@@ -43,6 +45,7 @@ def settings(settings: Settings, standin_server: StandinThread) -> Settings:
             "telegram_bot_token": BOT_TOKEN,
             "telegram_api_base_url": standin_server.base_url,
             "broadcast_rate": WORKER_RATE,
+            "public_base_url": PUBLIC_BASE_URL,
         }
     )
 

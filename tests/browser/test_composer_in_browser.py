@@ -4,16 +4,15 @@ a variable from the menu, the preview as a student, confirmed and delivered."""
 from __future__ import annotations
 
 import base64
-import shutil
 import struct
 import zlib
-from pathlib import Path
 
 import pytest
 from browser_tab import PHONE, ZOYA, OpenTab, Tab
 from playwright.async_api import expect
 from test_broadcast_in_browser import (  # noqa: F401 - fixtures used by name
     DELIVERED_WITHIN_MS,
+    PUBLIC_BASE_URL,
     settings,
     standin_server,
     worker,
@@ -24,8 +23,8 @@ from coursedesk.telegram.standin import StandinThread
 
 pytestmark = pytest.mark.browser
 
-DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-TIMETABLE = "https://example.org/timetable"
+TIMETABLE = "/broadcasts?stream=timetable"
+"""The button's link, on the live app itself (no machine here reaches another host)."""
 
 
 def png(width: int, height: int, top: tuple[int, int, int], bottom: tuple[int, int, int]) -> bytes:
@@ -90,7 +89,7 @@ async def _compose(tab: Tab) -> None:
     await expect(page.locator('#media-list li[data-kind="photo"]')).to_have_count(1)
     await page.locator("#add-button-row").click()
     await page.locator('#button-rows input[name="button_text"]').fill("Timetable")
-    await page.locator('#button-rows input[name="button_value"]').fill(TIMETABLE)
+    await page.locator('#button-rows input[name="button_value"]').fill(tab.base_url + TIMETABLE)
     await page.locator('input[name="audience_type"][value="users"]').check()
     await page.locator("#user-ids").fill(str(ZOYA))
     await expect(page.locator("#recipient-count [data-recipients]")).to_have_text("1")
@@ -130,9 +129,7 @@ async def test_a_photo_a_button_and_a_name_are_composed_previewed_and_delivered(
 
     await page.locator('input[name="pin"]').check()
     await page.evaluate("window.scrollTo(0, 0)")
-    shot = await tab.screenshot("composer-content", full_page=False)
-    DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(shot, DOCS_SCREENSHOTS / "composer.png")
+    await tab.screenshot("composer-content", full_page=False)
 
     await page.get_by_role("button", name="Review and send…").click()
     await page.wait_for_load_state("networkidle")
@@ -151,8 +148,18 @@ async def test_a_photo_a_button_and_a_name_are_composed_previewed_and_delivered(
     assert [file.kind for file in received.files] == ["photo"]
     assert received.files[0].size == len(POSTER)
     [[button]] = received.buttons
-    assert button.text == "Timetable" and button.url == TIMETABLE
+    assert button.text == "Timetable" and button.url is not None
+    assert button.url.startswith(f"{PUBLIC_BASE_URL}/r/"), "sent through the click counter"
     await expect(page.locator("#duplicate")).to_be_visible()
+
+    # Zoya taps the button: the app counts the click and leads her on to the link.
+    await tab.open(button.url.removeprefix(PUBLIC_BASE_URL))
+    assert page.url == tab.base_url + TIMETABLE
+    await page.go_back()
+    await page.reload()
+    clicks = page.locator('[data-link-clicks="0"] td')
+    await expect(clicks).to_have_text([tab.base_url + TIMETABLE, "1", "1"])
+    await expect(page.get_by_text("1 recipient clicked a link")).to_be_visible()
     await tab.screenshot("broadcast-with-photo")
 
 
