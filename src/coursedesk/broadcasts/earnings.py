@@ -149,7 +149,17 @@ async def outcome_of(
     holdout_count), read in the query's snapshot, so they agree with the rows counted.
     """
     checked_window_days(window_days)
-    message = await get_message(session, message_id)
+    return await outcome_for(session, await get_message(session, message_id), window_days)
+
+
+async def outcome_for(
+    session: AsyncSession, message: MessageHistory, window_days: int
+) -> BroadcastOutcome:
+    """outcome_of() for a broadcast already read; `window_days` must have been checked.
+
+    It turns parallel plans and JIT off for the rest of the caller's transaction, so a
+    caller with more to read reads it first.
+    """
     now = await database_now(session)
     await _serial_plan(session)
     rows = await session.execute(

@@ -118,7 +118,7 @@ async def broadcast_page(
     window_days: Annotated[int, Query()] = earnings.DEFAULT_WINDOW_DAYS,
 ) -> HTMLResponse:
     message = await service.get_message(session, message_id)
-    outcome = await earnings.outcome_of(session, message_id, window_days)
+    earnings.checked_window_days(window_days)
     recipients, shown_total = await service.list_recipients(
         session,
         message_id,
@@ -132,6 +132,9 @@ async def broadcast_page(
     clicked = 0
     if message.track_links:
         links, clicked = await clicks.click_figures(session, message_id)
+    preview = await broadcast_preview(session, message)
+    # Last: the outcome's query sets the rest of the transaction's plans (earnings.py).
+    outcome = await earnings.outcome_for(session, message, window_days)
     context: dict[str, Any] = {
         "message": message,
         "audience": audience_label(message),
@@ -146,7 +149,7 @@ async def broadcast_page(
         and message.started_at is not None
         and figures["sent"] > 0
         and not (message.delete_requested_at is not None and message.deleted_at is None),
-        "preview": await broadcast_preview(session, message),
+        "preview": preview,
         "links": links,
         "clicked": clicked,
         "recipients": recipients,
