@@ -33,9 +33,11 @@ MAX_SLOTS = 1000
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _SLOT = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\|(.*))?", re.DOTALL)
 _MARKDOWN_V2_SPECIAL = re.compile(r"([_*\[\]()~`>#+\-=|{}.!\\])")
-_FIRST_MARKER = 0xE000
-_MARKER_COUNT = 0xF8FF - _FIRST_MARKER + 1
-_PRIVATE_USE = re.compile("([\ue000-\uf8ff])")
+FIRST_MARKER = 0xE000
+"""with_markers() writes slot i as chr(FIRST_MARKER + i), a private-use character."""
+_MARKER_COUNT = 0xF8FF - FIRST_MARKER + 1
+MARKERS = re.compile("([\ue000-\uf8ff])")
+"""Splits a marked text into its pieces, each marker a piece of its own."""
 """Private-use characters stand in for the values while a template's markup is checked."""
 
 Profile = Mapping[str, str | None]
@@ -94,12 +96,12 @@ class Template:
         index = 0
         for part in self.parts:
             if isinstance(part, Slot):
-                filled.append(chr(_FIRST_MARKER + index))
+                filled.append(chr(FIRST_MARKER + index))
                 index += 1
                 continue
-            for piece in _PRIVATE_USE.split(part):
-                if len(piece) == 1 and _PRIVATE_USE.fullmatch(piece):
-                    filled.append(chr(_FIRST_MARKER + slots + len(typed)))
+            for piece in MARKERS.split(part):
+                if len(piece) == 1 and MARKERS.fullmatch(piece):
+                    filled.append(chr(FIRST_MARKER + slots + len(typed)))
                     typed.append(piece)
                 else:
                     filled.append(piece)
@@ -159,7 +161,7 @@ def measure(template: Template, shown_text: str) -> Measure:
     """The measure of a template from the text a chat shows of it with_markers()."""
     slots = template.slots
     shown = tuple(
-        slot for index, slot in enumerate(slots) if chr(_FIRST_MARKER + index) in shown_text
+        slot for index, slot in enumerate(slots) if chr(FIRST_MARKER + index) in shown_text
     )
     return Measure(len(shown_text) - len(shown), shown)
 

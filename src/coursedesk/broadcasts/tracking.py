@@ -24,13 +24,19 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursedesk.broadcasts.models import BroadcastLink
-from coursedesk.broadcasts.personalisation import Profile, Slot, Template, escaper, value_of
+from coursedesk.broadcasts.personalisation import (
+    FIRST_MARKER,
+    MARKERS,
+    Profile,
+    Slot,
+    Template,
+    escaper,
+    value_of,
+)
 from coursedesk.errors import InvalidInput
 from coursedesk.telegram.client import CallbackButton, InlineKeyboard, UrlButton
 from coursedesk.telegram.markup.links import find_links, is_web_url
 
-_FIRST_MARKER = 0xE000
-_MARKERS = re.compile("([\ue000-\uf8ff])")
 _MARKDOWN_V2_URL_SPECIAL = re.compile(r"([)\\])")
 UNSET_BASE_URL = (
     "track_links: PUBLIC_BASE_URL is not set, so links cannot go out through /r/{token}; "
@@ -152,9 +158,9 @@ def _with_slots(
         if isinstance(piece, Address) or not markers:
             parts.append(piece)
             continue
-        for index, chunk in enumerate(_MARKERS.split(piece)):
+        for index, chunk in enumerate(MARKERS.split(piece)):
             if index % 2:
-                parts.append(markers[ord(chunk) - _FIRST_MARKER])
+                parts.append(markers[ord(chunk) - FIRST_MARKER])
             elif chunk:
                 parts.append(chunk)
     return tuple(part for part in parts if part != "")
