@@ -14,7 +14,6 @@ import psycopg
 from bot_workload import (
     CONFIRM_BOOKING,
     NEW_USERS,
-    VISIBLE_CHANGES,
     Data,
     connect,
     console,
@@ -22,6 +21,8 @@ from bot_workload import (
     insert_event,
     ms,
     percentile,
+    server_time,
+    unfolded_since,
     wait_drained,
 )
 from rich.table import Table
@@ -237,9 +238,9 @@ async def open_transaction(data: Data) -> None:
             latencies.append(time.perf_counter() - started)
             await asyncio.sleep(0.02)
         last_insert = time.perf_counter()
+        since = await server_time(watcher)
         while time.perf_counter() - opened < OPEN_SECONDS:
-            row = await (await watcher.execute(VISIBLE_CHANGES)).fetchone()
-            if folded_after is None and row is not None and row[0] == 0:
+            if folded_after is None and not await unfolded_since(watcher, since):
                 folded_after = time.perf_counter() - last_insert
             await asyncio.sleep(0.05)
         await a.execute("COMMIT")

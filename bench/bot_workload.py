@@ -11,9 +11,9 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, LiteralString
+from typing import Any, LiteralString, cast
 
 import psycopg
 import uvloop
@@ -45,7 +45,14 @@ INSERT_BOOKING: LiteralString = (
     "RETURNING id"
 )
 CONFIRM_BOOKING: LiteralString = "UPDATE bookings SET confirmed = 2 WHERE id = %s"
-VISIBLE_CHANGES: LiteralString = "SELECT count(*) FROM analytics_changes"
+# Whether a change committed before `since` (a server time) is still to be folded: the
+# change log's rows with the capture triggers; with the capture reading the WAL, whether
+# the last batch's snapshot (wal_read_at) is older.
+UNFOLDED_SINCE: LiteralString = """
+    SELECT CASE WHEN s.capture = 'wal' THEN coalesce(s.wal_read_at <= %s, true)
+                ELSE EXISTS (SELECT FROM analytics_changes) END
+    FROM analytics_fold_state AS s
+"""
 
 # The folder process is the entry script run with its hidden --fold option (run_folder).
 BENCH_SCRIPT = Path(__file__).with_name("bot_writes.py")
@@ -91,13 +98,25 @@ async def connect(url: str, options: str = BOT_STATEMENT_TIMEOUT) -> psycopg.Asy
 
 
 async def wait_drained(connection: psycopg.AsyncConnection[Any], limit: float = 120.0) -> float:
-    """Seconds until the folder has folded every change row this session can see."""
+    """Seconds until the folder has folded every change committed before the call."""
     started = time.perf_counter()
-    while (await (await connection.execute(VISIBLE_CHANGES)).fetchone() or (0,))[0]:
+    since = await server_time(connection)
+    while await unfolded_since(connection, since):
         if time.perf_counter() - started > limit:
             raise RuntimeError(f"the change log was not folded within {limit:.0f} s")
         await asyncio.sleep(0.05)
     return time.perf_counter() - started
+
+
+async def server_time(connection: psycopg.AsyncConnection[Any]) -> datetime:
+    row = await (await connection.execute("SELECT clock_timestamp()")).fetchone()
+    assert row is not None
+    return cast(datetime, row[0])
+
+
+async def unfolded_since(connection: psycopg.AsyncConnection[Any], since: datetime) -> bool:
+    row = await (await connection.execute(UNFOLDED_SINCE, (since,))).fetchone()
+    return bool(row and row[0])
 
 
 # -- the seeded data, and the bot's writes -------------------------------------------------

@@ -2,18 +2,24 @@
 behind the summaries fall.
 
     python bench/bot_writes.py [--users 10000] [--seconds 5] [--database-url URL]
+                               [--capture triggers|wal]
 
-coursedesk installs row-level capture triggers on bookings, events and
-free_lesson_registrations that append each changed row, as jsonb, to analytics_changes;
-a folder (analytics/folding.py) turns that log into the summaries every second. On a
-database migrated to head and seeded with `--users` users, with a real `Folder` running
-in a process of its own (as `serve` and `worker` run one) except where said:
+With `--capture triggers` (the default) coursedesk's row-level capture triggers on
+bookings, events and free_lesson_registrations append each changed row, as jsonb, to
+analytics_changes; with `--capture wal` no trigger runs and each batch of the fold reads
+the same changes from a logical replication slot (analytics/wal_capture.py; the server
+needs wal_level = logical). A folder (analytics/folding.py) turns them into the summaries
+every second. On a database migrated to head and seeded with `--users` users, with a
+real `Folder` running in a process of its own (as `serve` and `worker` run one) except
+where said:
 
 1. one-row autocommit `INSERT INTO events` from 8, 16 and 32 sessions, into events
    (capture installed) and into events_plain (`LIKE events INCLUDING ALL`: the same
-   indexes, no trigger), `--seconds` per pass, two passes each in the order installed,
-   plain, plain, installed (so a drift in the machine's speed favours neither); every
-   pass starts after a CHECKPOINT with the log folded empty. Then the same
+   indexes, no trigger, not published), `--seconds` per pass, two passes each in the
+   order installed, plain, plain, installed (so a drift in the machine's speed favours
+   neither); every pass starts after a CHECKPOINT with everything folded. The folder
+   runs during the installed passes only: a plain pass runs with no process of
+   coursedesk's at all, as the bot would without it. Then the same
    insert-and-commit run inside the server alone (a DO block, no client), to show the
    capture's own cost per statement;
 2. mixed bot transactions (booking + event, event + booking in one shared course and
@@ -59,6 +65,7 @@ from bot_workload import Data, console, folded_rows, folder_running, look_up, qu
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
+from coursedesk.analytics.folding import set_capture
 from coursedesk.config import load_settings
 from coursedesk.db.datagen.plan import GenerationPlan
 from coursedesk.db.embedded import ensure_database, server_url
@@ -112,7 +119,14 @@ def cpu_model() -> str:
 
 def describe_server(url: str) -> str:
     """The server's version and the settings that bear on commit-heavy writes."""
-    names = ("server_version", "fsync", "synchronous_commit", "shared_buffers", "max_wal_size")
+    names = (
+        "server_version",
+        "wal_level",
+        "fsync",
+        "synchronous_commit",
+        "shared_buffers",
+        "max_wal_size",
+    )
     with psycopg.connect(url, autocommit=True) as connection:
         row = connection.execute(
             "SELECT array_agg(current_setting(name) ORDER BY place) "
@@ -127,6 +141,11 @@ def describe_server(url: str) -> str:
 def run(arguments: argparse.Namespace) -> Data:
     seconds = arguments.seconds
     with bench_database(arguments) as url:
+        engine = create_tool_engine(url, load_settings(database_url=url))
+        try:
+            set_capture(engine, arguments.capture)
+        finally:
+            engine.dispose()
         data = look_up(url)
         console.print(
             f"{describe_server(url)}; {len(data.users):,} users with a summary; "
@@ -143,11 +162,12 @@ def run(arguments: argparse.Namespace) -> Data:
 
 
 def measure_bot_statements(data: Data, url: str, seconds: float) -> None:
-    """Sections 1 to 3, with a folder running throughout."""
+    """Sections 1 to 3: the folder runs during section 1's installed passes, and
+    throughout 1b to 3."""
+    before = folded_rows(url)
+    results = uvloop.run(measure_inserts(data, seconds, lambda: folder_running(data)))
+    report_inserts(data, results, seconds)
     with folder_running(data):
-        before = folded_rows(url)
-        results = uvloop.run(measure_inserts(data, seconds))
-        report_inserts(data, results, seconds)
         uvloop.run(measure_server_side(data))
         console.print(f"load average now {load_average()}")
         tally = uvloop.run(mixed_transactions(data, seconds))
@@ -169,6 +189,12 @@ def main() -> None:
     parser.add_argument("--fold-rows", type=int, default=200_000, help="backlog size in 4a")
     parser.add_argument("--database-url", help="use (and keep) this database")
     parser.add_argument("--fold-only", action="store_true", help="section 4 and drift alone")
+    parser.add_argument(
+        "--capture",
+        choices=("triggers", "wal"),
+        default="triggers",
+        help="how the capture reads the bot's changes (`coursedesk db capture`)",
+    )
     arguments = parser.parse_args()
     if arguments.fold:
         run_folder(arguments.fold)
@@ -178,7 +204,7 @@ def main() -> None:
     console.print(
         f"machine: {os.cpu_count()} cores, {cpu_model()}; load average {load_before}; "
         f"--users {arguments.users:,} --seconds {arguments.seconds:g} --rate {arguments.rate:g} "
-        f"--fold-rows {arguments.fold_rows:,}"
+        f"--fold-rows {arguments.fold_rows:,} --capture {arguments.capture}"
     )
     data = run(arguments)
     table = Table(title="goals")

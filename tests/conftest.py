@@ -80,6 +80,14 @@ def new_database(server_admin_url: str, template: str | None) -> str:
 
 
 def drop_database(server_admin_url: str, name: str) -> None:
+    """Drop a test's database, and first the replication slot the WAL capture may have
+    made in it (a database with a slot cannot be dropped)."""
+    with psycopg.connect(server_admin_url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+            " WHERE database = %s",
+            (name,),
+        )
     _admin_execute(
         server_admin_url,
         sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)),

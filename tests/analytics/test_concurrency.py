@@ -17,6 +17,8 @@ from sqlalchemy import Engine, text
 from coursedesk.analytics.folding import fold_pending, rebuild_summaries
 from coursedesk.db.engine import libpq_url
 
+pytestmark = pytest.mark.usefixtures("capture")
+
 USER = 6_100_000_000
 # Long enough that any wait on a lock is seen as an error rather than a slow statement.
 LOCK_TIMEOUT = "2s"

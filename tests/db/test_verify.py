@@ -274,3 +274,34 @@ def test_rebuild_summaries_mends_drift(
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "analytics summaries rebuilt" in rebuilt.stdout
     assert verify(sync_engine).ok
+
+
+def test_the_capture_command_switches_where_the_server_can_and_says_why_where_not(
+    database_url: str, tmp_path: Path, sync_engine: Engine
+) -> None:
+    shown = run_coursedesk(database_url, tmp_path, "db", "capture")
+    assert shown.returncode == 0, shown.stderr
+    assert "reads the bot's changes from: triggers" in shown.stdout
+    with sync_engine.connect() as connection:
+        level = connection.scalar(text("SHOW wal_level"))
+    switched = run_coursedesk(database_url, tmp_path, "db", "capture", "wal")
+    if level != "logical":  # the second server of CI runs with wal_level = replica
+        assert switched.returncode == 1
+        assert switched.stderr == (
+            f"coursedesk: error: the server runs with wal_level = {level}: reading the "
+            "changes from the WAL needs wal_level = logical (postgresql.conf, then a "
+            "restart of the server)\n"
+        )
+        assert verify(sync_engine).ok  # nothing changed
+        return
+    assert switched.returncode == 0, switched.stderr
+    assert "reads from wal; summaries rebuilt" in switched.stdout
+    _execute(sync_engine, "INSERT INTO events (user_id, event_type) VALUES (80, 'start')")
+    fold_pending(sync_engine)
+    report = verify(sync_engine)
+    assert report.ok, report.problems
+    wrong = run_coursedesk(database_url, tmp_path, "db", "capture", "wall")
+    assert wrong.returncode == 2 and "wall" in wrong.stderr
+    back = run_coursedesk(database_url, tmp_path, "db", "capture", "triggers")
+    assert back.returncode == 0, back.stderr
+    assert verify(sync_engine).ok

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, text
 
-from coursedesk.analytics.folding import FOLD, LOCK, NO_STATEMENT_TIMEOUT, REPEATABLE_READ
+from coursedesk.analytics.folding import FOLD, NO_STATEMENT_TIMEOUT, REPEATABLE_READ, fold_in
 from coursedesk.db.registry import metadata
 
 
@@ -192,7 +192,7 @@ def find_drift(engine: Engine) -> list[Drift]:
         with connection.begin() as transaction:
             connection.execute(NO_STATEMENT_TIMEOUT)
             connection.execute(text("SET LOCAL work_mem = '256MB'"))
-            connection.execute(LOCK)
+            fold_in(connection)
             connection.execute(FOLD, {"max_rows": None})
             drifts = compare_summaries(connection)
             transaction.rollback()

@@ -25,6 +25,20 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from coursedesk.analytics.changes import source_changes
+from coursedesk.analytics.wal_capture import (
+    CaptureLost,
+    CaptureMode,
+    Pull,
+    advance,
+    capture_mode,
+    ensure_slot,
+    pull_changes,
+    record_rebuild,
+    require_wal_capture,
+    start_triggers,
+    start_wal,
+    stop_wal,
+)
 from coursedesk.config import FRESHNESS_BOUND_SECONDS
 from coursedesk.db.retry import is_lost_race
 
@@ -53,7 +67,8 @@ RECORD_FAILURE = text(
 )
 READ_STATE = text(
     """
-    SELECT (SELECT min(captured_at) FROM analytics_changes) AS oldest_change,
+    SELECT CASE WHEN s.capture = 'wal' THEN s.wal_read_at
+                ELSE (SELECT min(captured_at) FROM analytics_changes) END AS oldest_change,
            clock_timestamp() AS now, s.folder, s.folder_since, s.folded_at, s.folded_rows,
            s.error, s.failed_at
     FROM analytics_fold_state AS s
@@ -76,35 +91,95 @@ def describe_failure(exc: BaseException) -> str:
 def fold_pending(engine: Engine, *, batch_rows: int = BATCH_ROWS) -> int:
     """Fold batch after batch until one finds less than a full batch, so every change
     committed before the call is folded (later ones may be too); answers the change rows
-    folded."""
+    folded. With the capture reading the WAL, a slot found lost is made again and the
+    summaries rebuilt first."""
     folded = 0
     with engine.connect() as plain:
         connection = plain.execution_options(isolation_level=REPEATABLE_READ)
         while True:
-            batch = _fold_one(connection, batch_rows)
+            try:
+                batch = fold_batch_in(connection, batch_rows)
+            except CaptureLost as lost:
+                log.warning("%s: making it again and rebuilding the summaries", lost)
+                restart_capture(connection)
+                continue
             folded += batch
             if batch < batch_rows:
                 return folded
 
 
-def _fold_one(connection: Connection, batch_rows: int | None) -> int:
+def fold_batch_in(
+    connection: Connection, batch_rows: int | None, bounds: TextClause = NO_STATEMENT_TIMEOUT
+) -> int:
+    """One batch on `connection` (in REPEATABLE READ), committed; with the capture
+    reading the WAL, the slot is then advanced past it. Answers the change rows folded."""
+    with connection.begin():
+        connection.execute(bounds)
+        pull = fold_in(connection)
+        rows = None if pull else batch_rows
+        folded = int(connection.execute(FOLD, {"max_rows": rows}).scalar_one())
+    if pull is not None:
+        with connection.begin():
+            advance(connection, pull)
+    return folded
+
+
+def fold_in(connection: Connection) -> Pull | None:
+    """The start of every batch, in its transaction: the fold lock, then (with the
+    capture reading the WAL) what the slot holds for this snapshot, all of which the
+    batch must fold."""
+    connection.execute(LOCK)
+    return pull_changes(connection)
+
+
+def rebuild_in(connection: Connection) -> None:
+    """Recompute every summary, in one transaction on `connection` (REPEATABLE READ)."""
     with connection.begin():
         connection.execute(NO_STATEMENT_TIMEOUT)
         connection.execute(LOCK)
-        return int(connection.execute(FOLD, {"max_rows": batch_rows}).scalar_one())
+        connection.execute(REBUILD)
+        record_rebuild(connection)
 
 
 def rebuild_summaries(engine: Engine) -> None:
     """Recompute every summary from the source tables while the bot goes on writing: the
     rows the rebuild's snapshot sees are counted by it, later ones stay to be folded."""
-    with (
-        engine.connect() as plain,
-        plain.execution_options(isolation_level=REPEATABLE_READ).begin() as transaction,
-    ):
-        connection = transaction.connection
-        connection.execute(NO_STATEMENT_TIMEOUT)
-        connection.execute(LOCK)
-        connection.execute(REBUILD)
+    with engine.connect() as plain:
+        rebuild_in(plain.execution_options(isolation_level=REPEATABLE_READ))
+
+
+def restart_capture(connection: Connection) -> None:
+    """With the capture reading the WAL: make the slot (again), then rebuild every
+    summary from a snapshot taken after it exists, so that each change is counted by the
+    rebuild or found in the slot (wal_capture.py)."""
+    with connection.execution_options(isolation_level="AUTOCOMMIT").begin():
+        ensure_slot(connection)
+    rebuild_in(connection.execution_options(isolation_level=REPEATABLE_READ))
+
+
+def set_capture(engine: Engine, mode: CaptureMode) -> bool:
+    """Switch the capture to `mode`, then rebuild the summaries; answers False when it
+    already was. The new capture is in place before the old one stops, and what the bot
+    writes meanwhile is counted once, by the rebuild at the end; a switch to the WAL the
+    server or the role cannot serve is refused before anything changes."""
+    with engine.connect() as plain:
+        connection = plain.execution_options(isolation_level=REPEATABLE_READ)
+        with connection.begin():
+            if capture_mode(connection) == mode:
+                return False
+            if mode == "wal":
+                require_wal_capture(connection)
+        if mode == "wal":
+            with connection.execution_options(isolation_level="AUTOCOMMIT").begin():
+                ensure_slot(connection)
+        with connection.execution_options(isolation_level=REPEATABLE_READ).begin():
+            connection.execute(LOCK)
+            (start_wal if mode == "wal" else start_triggers)(connection)
+        if mode == "triggers":
+            with connection.execution_options(isolation_level="AUTOCOMMIT").begin():
+                stop_wal(connection)
+        rebuild_in(connection.execution_options(isolation_level=REPEATABLE_READ))
+    return True
 
 
 async def fold_batch(
@@ -115,10 +190,7 @@ async def fold_batch(
 ) -> int:
     """Fold one batch on `connection` (in REPEATABLE READ) and commit it; `bounds` is
     the SET LOCAL that limits the transaction (by default: none, for the folder)."""
-    async with connection.begin():
-        await connection.execute(bounds)
-        await connection.execute(LOCK)
-        return int((await connection.execute(FOLD, {"max_rows": batch_rows})).scalar_one())
+    return int(await connection.run_sync(fold_batch_in, batch_rows, bounds))
 
 
 async def fold_now(engine: AsyncEngine) -> int:
@@ -138,7 +210,7 @@ async def fold_now(engine: AsyncEngine) -> int:
                 folded += batch
                 if batch < BATCH_ROWS:
                     return folded
-    except DBAPIError as exc:
+    except (DBAPIError, CaptureLost) as exc:
         log.warning("folding after an edit failed (the folder will retry): %s", exc)
         return -1
     finally:
@@ -261,6 +333,10 @@ class Folder:
         while True:
             try:
                 batch = await fold_batch(connection)
+            except CaptureLost as lost:
+                log.warning("%s: making it again and rebuilding the summaries", lost)
+                await connection.run_sync(restart_capture)
+                continue
             except DBAPIError as exc:
                 if exc.connection_invalidated:
                     raise

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 INSTALL_DIRECTORY = Path(__file__).parent / "sql" / "install"
+CAPTURE_SCRIPT = "1_capture.sql"
+CAPTURED_TABLES = ("bookings", "events", "free_lesson_registrations")
 
 
 def install_scripts() -> list[tuple[str, str]]:
@@ -35,6 +37,35 @@ def run_script(connection: Connection, script: str) -> None:
 
 
 def apply_install_scripts(connection: Connection) -> None:
-    """Run every install file on `connection`, in its transaction."""
+    """Run every install file on `connection`, in its transaction; where the capture
+    reads the WAL (wal_capture.py), the capture triggers 1_capture.sql makes come off
+    again."""
     for _, script in install_scripts():
         run_script(connection, script)
+    if _capture_reads_wal(connection):
+        drop_capture_triggers(connection)
+
+
+def install_capture_triggers(connection: Connection) -> None:
+    run_script(connection, (INSTALL_DIRECTORY / CAPTURE_SCRIPT).read_text(encoding="utf-8"))
+
+
+def drop_capture_triggers(connection: Connection) -> None:
+    for table in CAPTURED_TABLES:
+        for operation in ("insert", "update", "delete", "truncate"):
+            connection.execute(
+                text(f'DROP TRIGGER IF EXISTS "{table}_capture_{operation}" ON "{table}"')
+            )
+
+
+def _capture_reads_wal(connection: Connection) -> bool:
+    has_mode = connection.execute(
+        text(
+            "SELECT FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = 'analytics_fold_state' AND column_name = 'capture'"
+        )
+    ).first()
+    if has_mode is None:  # a migration before 0016
+        return False
+    mode = connection.execute(text("SELECT capture FROM analytics_fold_state")).scalar()
+    return mode == "wal"

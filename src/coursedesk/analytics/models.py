@@ -265,7 +265,10 @@ class AnalyticsFoldState(Base):
     """
 
     __tablename__ = "analytics_fold_state"
-    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+    __table_args__ = (
+        CheckConstraint("id = 1", name="single_row"),
+        CheckConstraint("capture IN ('triggers', 'wal')", name="capture_mode"),
+    )
 
     id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     folder: Mapped[str | None] = mapped_column(Text)
@@ -274,3 +277,8 @@ class AnalyticsFoldState(Base):
     folded_rows: Mapped[int] = mapped_column(BigInteger, server_default="0")
     failed_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
+    # How changes reach the fold: the capture triggers, or the WAL (wal_capture.py),
+    # with the snapshot whose transactions are counted and the moment the figures hold.
+    capture: Mapped[str] = mapped_column(Text, server_default="triggers")
+    wal_snapshot: Mapped[str | None] = mapped_column(Text)
+    wal_read_at: Mapped[datetime | None]

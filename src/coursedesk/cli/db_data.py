@@ -1,8 +1,9 @@
-"""`coursedesk db seed | verify | setup | schema`: data tooling on the `db` command group."""
+"""`coursedesk db seed | verify | rebuild-summaries | capture | setup | schema`: data tooling."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from time import perf_counter
 from typing import Annotated
 
@@ -16,7 +17,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from coursedesk.analytics.folding import rebuild_summaries
+from coursedesk.analytics.folding import rebuild_summaries, set_capture
+from coursedesk.analytics.wal_capture import capture_mode, wal_capture_problems
 from coursedesk.cli.common import console, err_console, fail, print_json, tool_engine
 from coursedesk.cli.db import app
 from coursedesk.db import migrations
@@ -168,6 +170,43 @@ def rebuild_summaries_command() -> None:
     started = perf_counter()
     rebuild_summaries(tool_engine())
     console.print(f"[green]✓[/] analytics summaries rebuilt in {perf_counter() - started:.1f} s")
+
+
+class CaptureChoice(StrEnum):
+    triggers = "triggers"
+    wal = "wal"
+
+
+@app.command("capture")
+def capture_command(
+    mode: Annotated[
+        CaptureChoice | None,
+        typer.Argument(help="triggers, or wal (needs wal_level = logical); none: show it"),
+    ] = None,
+) -> None:
+    """Show or switch how the analytics capture reads the bot's changes.
+
+    `wal` reads them from a logical replication slot, so the bot's statements run no
+    trigger of coursedesk's; `triggers` appends them from triggers on its tables. A
+    switch rebuilds every summary once, while the bot writes on.
+    """
+    engine = tool_engine()
+    if mode is None:
+        with engine.connect() as connection:
+            current = capture_mode(connection)
+            problems = wal_capture_problems(connection) if current == "wal" else []
+        console.print(f"the analytics capture reads the bot's changes from: {current}")
+        for problem in problems:
+            err_console.print(f"[yellow]![/] {problem}")
+        return
+    started = perf_counter()
+    if not set_capture(engine, mode.value):
+        console.print(f"the analytics capture already reads from {mode.value}")
+        return
+    console.print(
+        f"[green]✓[/] the analytics capture reads from {mode.value}; summaries rebuilt in "
+        f"{perf_counter() - started:.1f} s"
+    )
 
 
 @app.command()

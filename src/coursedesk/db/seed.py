@@ -21,6 +21,8 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.dialects.postgresql import insert
 
 from coursedesk.analytics.folding import LOCK as FOLD_LOCK
+from coursedesk.analytics.folding import restart_capture
+from coursedesk.analytics.wal_capture import capture_mode, stop_wal
 from coursedesk.db.datagen.copydata import COPY_HEADER, COPY_TRAILER, EVENT_COLUMNS
 from coursedesk.db.datagen.plan import GenerationPlan
 from coursedesk.db.datagen.producer import copy_batches
@@ -50,6 +52,8 @@ class LoadHooks:
 
     before: LoadHook | None = None
     after: LoadHook | None = None
+    after_commit: Callable[[Engine], None] | None = None
+    """Run once the load has committed, outside its transaction."""
 
 
 # Triggers that fire on INSERT (tgtype bit 2) and are enabled (tgenabled 'O').
@@ -100,16 +104,23 @@ SUMMARY_REBUILD_SQL = "SELECT analytics_rebuild()"
 
 
 def deferred_insert_triggers(rebuild_sql: str) -> LoadHooks:
-    """Hooks that switch the source tables' INSERT triggers off for the load (the change
-    capture among them), switch them back on after it, then run `rebuild_sql` once (a
-    summary rebuild, for instance) under the fold lock.
+    """Hooks that keep the change capture out of the load and count it once, at its end.
 
-    Both steps are inside the load's transaction, so no one ever sees the tables loaded
-    but the summaries stale.
+    With the capture triggers: they (and any other INSERT trigger) are switched off for
+    the load and back on after it, then `rebuild_sql` runs once (a summary rebuild, for
+    instance) under the fold lock, all inside the load's transaction, so no one ever
+    sees the tables loaded but the summaries stale. With the capture reading the WAL,
+    decoding the load row by row would cost more than the load: its slot is dropped
+    before it, and made again with a rebuild once the load has committed.
     """
     switched_off: list[tuple[str, str]] = []
+    reads_wal = False
 
     def before(connection: Connection) -> None:
+        nonlocal reads_wal
+        reads_wal = capture_mode(connection) == "wal"
+        if reads_wal:
+            stop_wal(connection)
         rows = connection.execute(_INSERT_TRIGGERS_SQL, {"tables": list(SOURCE_TABLES)})
         for row in rows.all():
             connection.execute(text(f'ALTER TABLE "{row.table_name}" DISABLE TRIGGER "{row.name}"'))
@@ -118,10 +129,16 @@ def deferred_insert_triggers(rebuild_sql: str) -> LoadHooks:
     def after(connection: Connection) -> None:
         for table, trigger in switched_off:
             connection.execute(text(f'ALTER TABLE "{table}" ENABLE TRIGGER "{trigger}"'))
-        connection.execute(FOLD_LOCK)
-        connection.execute(text(rebuild_sql))
+        if not reads_wal:
+            connection.execute(FOLD_LOCK)
+            connection.execute(text(rebuild_sql))
 
-    return LoadHooks(before=before, after=after)
+    def after_commit(engine: Engine) -> None:
+        if reads_wal:
+            with engine.connect() as connection:
+                restart_capture(connection)
+
+    return LoadHooks(before=before, after=after, after_commit=after_commit)
 
 
 @dataclass(frozen=True)
@@ -239,6 +256,9 @@ def seed_database(
             if rows[table]:
                 _advance_sequence(connection, table, first_ids[table] + rows[table] - 1)
     watch.lap("commit")
+    if hooks.after_commit:
+        hooks.after_commit(engine)
+        watch.lap("hooks")
     report("analysing")
     analyze(engine)
     watch.lap("analyze")

@@ -28,6 +28,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 
 from coursedesk.analytics.drift import SUMMARY_TABLES, find_drift
+from coursedesk.analytics.wal_capture import CaptureLost, capture_mode, wal_capture_problems
 from coursedesk.db import migrations
 from coursedesk.db.inspect import (
     ColumnInfo,
@@ -120,6 +121,8 @@ def _summary_checks(engine: Engine) -> list[Check]:
     except DBAPIError as exc:
         message = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
         return [Check(name, Status.problem, f"could not check: {message}")]
+    except CaptureLost as exc:
+        return [Check(name, Status.problem, f"could not check: {exc}")]
     if not drifts:
         return [
             Check(name, Status.ok, f"all {len(SUMMARY_TABLES)} summaries match the source tables")
@@ -277,16 +280,26 @@ def _trigger_checks(connection: Connection) -> Iterator[Check]:
         f"all {len(triggers)} triggers enabled",
     )
     attached = {(row.function, row.table_name) for row in triggers}
+    reads_wal = capture_mode(connection) == "wal"
     missing = [
         f"no {function}() trigger on {table}"
         for function, tables in EXPECTED_TRIGGER_FUNCTIONS.items()
         for table in tables
         if (function, table) not in attached
+        and not (reads_wal and function.startswith("analytics_capture_"))
     ]
+    if reads_wal:
+        missing += [
+            f"{function}() trigger on {table}, although the capture reads the WAL"
+            for function, table in sorted(attached)
+            if function.startswith("analytics_capture_")
+        ]
+        missing += wal_capture_problems(connection)
     yield from _summary(
         "audit, tally and capture triggers",
         missing,
-        "audit, delivery-tally and analytics capture triggers in place",
+        "audit, delivery-tally triggers in place; the analytics capture "
+        + ("reads the WAL (slot and publication in place)" if reads_wal else "triggers too"),
     )
 
 

@@ -1,0 +1,363 @@
+"""The change capture read from the WAL: logical decoding instead of triggers.
+
+`coursedesk db capture wal` takes the capture triggers off the bot's tables and reads
+the same changes from a logical replication slot (the built-in `pgoutput` plugin,
+through a publication of the three tables), so that a bot statement costs exactly what
+it costs without coursedesk. It needs `wal_level = logical` (the embedded server runs
+with it). `coursedesk db capture triggers` goes back.
+
+Exactly once, with a slot that is not transactional: each batch of the fold
+(folding.py) runs in one REPEATABLE READ transaction with snapshot S. In it,
+`pull_changes` peeks at the slot (reading does not consume) and copies into
+analytics_changes the rows of every decoded transaction S sees and the previous batch's
+snapshot did not; the fold then consumes them as it consumes the triggers' rows, and S is
+recorded with the batch. Only after the commit is the slot advanced, to the first
+transaction S did not see. A batch that dies before its commit leaves the slot and the
+record as they were; one that dies after it, before the advance, finds its own
+transactions again next time and skips them, since the recorded S sees them. So a
+transaction is folded in the first batch whose snapshot sees it, and only in that one,
+which is also what keeps the fold's recomputation of a user from that same snapshot
+exact. A rebuild records its snapshot the same way.
+
+A slot lost (past `max_slot_wal_keep_size`, or dropped) or never made is made again and
+every summary rebuilt from the source tables, a snapshot taken after the slot exists:
+the folder does it by itself (`restart_capture`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import ProgrammingError
+
+from coursedesk.analytics.install import drop_capture_triggers, install_capture_triggers
+from coursedesk.analytics.pgoutput import Decoder, Transaction, decode, lsn_text, lsn_value
+from coursedesk.errors import Conflict
+
+log = logging.getLogger(__name__)
+
+CaptureMode = Literal["triggers", "wal"]
+PUBLICATION = "coursedesk_analytics"
+# The bot's tables, and the source name each one's changes are folded under.
+SOURCES = {"bookings": "booking", "events": "event", "free_lesson_registrations": "registration"}
+INSERT_CHUNK = 5_000
+DUPLICATE_OBJECT = "42710"
+
+READ_MODE = text("SELECT capture, wal_snapshot FROM analytics_fold_state WHERE id = 1")
+SLOT_NAME = text(
+    "SELECT 'coursedesk_analytics_' || oid FROM pg_database WHERE datname = current_database()"
+)
+SLOT_STATUS = text("SELECT wal_status FROM pg_replication_slots WHERE slot_name = :slot")
+# The batch's snapshot is its transaction's: taken by the first query after the fold lock.
+TAKE_SNAPSHOT = text(
+    "SELECT pg_current_snapshot()::text AS snapshot, clock_timestamp() AS taken_at, "
+    "pg_current_wal_insert_lsn()::text AS wal_end"
+)
+FLUSHED = text("SELECT pg_current_wal_flush_lsn() >= CAST(:lsn AS pg_lsn)")
+PEEK = text(
+    "SELECT data FROM pg_logical_slot_peek_binary_changes("
+    "CAST(:slot AS name), CAST(:upto AS pg_lsn), NULL, "
+    "'proto_version', '1', 'publication_names', CAST(:publication AS text))"
+)
+APPEND = text(
+    """
+    INSERT INTO analytics_changes (captured_at, source, sign, data)
+    SELECT * FROM unnest(CAST(:captured_at AS timestamptz[]), CAST(:source AS text[]),
+                         CAST(:sign AS smallint[]), CAST(:data AS jsonb[]))
+    """
+)
+RECORD_PULL = text(
+    "UPDATE analytics_fold_state SET wal_snapshot = :snapshot, wal_read_at = :read_at WHERE id = 1"
+)
+ADVANCE = text(
+    "SELECT pg_replication_slot_advance(slot_name, CAST(:lsn AS pg_lsn)) "
+    "FROM pg_replication_slots "
+    "WHERE slot_name = :slot AND confirmed_flush_lsn < CAST(:lsn AS pg_lsn)"
+)
+
+
+class CaptureLost(Exception):
+    """The slot is gone, was given up by the server, or was never joined to a rebuild:
+    the summaries must be rebuilt after a new slot is made (`restart_capture`)."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A pg_snapshot: which transactions it sees."""
+
+    xmin: int
+    xmax: int
+    running: frozenset[int]
+
+    @classmethod
+    def parse(cls, value: str) -> Snapshot:
+        xmin, xmax, running = value.split(":")
+        return cls(int(xmin), int(xmax), frozenset(int(x) for x in running.split(",") if x))
+
+    def sees(self, xid: int) -> bool:
+        """Whether a committed transaction of 32-bit id `xid` is visible in it.
+
+        The decoded xid has no epoch: it is read as the full id nearest to xmax, which
+        is exact for any transaction less than two billion ids from the snapshot.
+        """
+        full = _widen(xid, self.xmax)
+        return full < self.xmax and full not in self.running
+
+
+def _widen(xid: int, near: int) -> int:
+    delta = (xid - near) & 0xFFFFFFFF
+    if delta >= 1 << 31:
+        delta -= 1 << 32
+    return near + delta
+
+
+@dataclass(frozen=True)
+class Pull:
+    """What a batch copied from the slot, and where to advance it once committed."""
+
+    slot: str
+    transactions: int
+    rows: int
+    advance_to: str
+
+
+def capture_mode(connection: Connection) -> CaptureMode:
+    mode: CaptureMode = connection.execute(READ_MODE).one().capture
+    return mode
+
+
+def slot_name(connection: Connection) -> str:
+    """The database's slot: slots belong to the server, so its name carries the
+    database's oid."""
+    return str(connection.execute(SLOT_NAME).scalar_one())
+
+
+def pull_changes(connection: Connection) -> Pull | None:
+    """In a fold batch's transaction, after the fold lock: copy what the slot holds for
+    this batch's snapshot into analytics_changes (None: the capture is by triggers)."""
+    state = connection.execute(READ_MODE).one()
+    if state.capture != "wal":
+        return None
+    slot = slot_name(connection)
+    status = connection.execute(SLOT_STATUS, {"slot": slot}).scalar_one_or_none()
+    if status is None or status == "lost" or state.wal_snapshot is None:
+        raise CaptureLost(
+            f"replication slot {slot} is {'missing' if status is None else status}"
+            if status in (None, "lost")
+            else f"replication slot {slot} was not joined to a rebuild"
+        )
+    previous = Snapshot.parse(state.wal_snapshot)
+    taken = connection.execute(TAKE_SNAPSHOT).one()
+    current = Snapshot.parse(taken.snapshot)
+    _flush_to(connection, taken.wal_end)
+
+    decoder = Decoder(SOURCES, namespace=_schema(connection))
+    messages = _peek(connection, slot, taken.wal_end)
+    advance_to = lsn_value(taken.wal_end)
+    read_at: datetime = taken.taken_at
+    copied = rows = 0
+    pending: list[Transaction] = []
+    for transaction in decode(messages, decoder):
+        if previous.sees(transaction.xid):
+            continue  # folded by an earlier batch or counted by the rebuild
+        if not current.sees(transaction.xid):
+            # Committed after this snapshot: the next batch's.
+            advance_to = min(advance_to, transaction.final_lsn)
+            read_at = min(read_at, transaction.committed_at)
+            continue
+        pending.append(transaction)
+        copied += 1
+        if sum(len(t.changes) for t in pending) >= INSERT_CHUNK:
+            rows += _append(connection, pending)
+            pending = []
+    rows += _append(connection, pending)
+    connection.execute(RECORD_PULL, {"snapshot": taken.snapshot, "read_at": read_at})
+    return Pull(slot, copied, rows, lsn_text(advance_to))
+
+
+def advance(connection: Connection, pull: Pull) -> None:
+    """After the batch committed: let the server forget what it folded."""
+    connection.execute(ADVANCE, {"slot": pull.slot, "lsn": pull.advance_to})
+
+
+def _schema(connection: Connection) -> str:
+    return str(connection.execute(text("SELECT current_schema()")).scalar_one())
+
+
+def _flush_to(connection: Connection, lsn: str) -> None:
+    """Decoding reads only flushed WAL, and a transaction committed asynchronously
+    (synchronous_commit off) is visible before its commit record is flushed. So that
+    every transaction this batch's snapshot sees can be decoded, the WAL is flushed up to
+    `lsn`, read after the snapshot: where it is not yet, by committing a transaction that
+    wrote to the WAL, synchronously, on a connection of its own (such a commit flushes
+    all WAL before its own record). What it writes is a logical decoding message, which
+    touches no table and which pgoutput leaves out."""
+    if connection.execute(FLUSHED, {"lsn": lsn}).scalar_one():
+        return
+    with connection.engine.connect() as side:
+        side.execute(text("SET LOCAL synchronous_commit = on"))
+        side.execute(text("SELECT pg_logical_emit_message(true, 'coursedesk', '')"))
+        side.commit()
+    if not connection.execute(FLUSHED, {"lsn": lsn}).scalar_one():
+        raise RuntimeError(f"the WAL is not flushed to {lsn} after a synchronous commit")
+
+
+def _peek(connection: Connection, slot: str, upto: str) -> Iterator[bytes]:
+    result = connection.execute(
+        PEEK,
+        {"slot": slot, "upto": upto, "publication": PUBLICATION},
+        execution_options={"yield_per": INSERT_CHUNK},
+    )
+    for row in result:
+        yield bytes(row.data)
+
+
+def _append(connection: Connection, transactions: Iterable[Transaction]) -> int:
+    columns: dict[str, list[Any]] = {"captured_at": [], "source": [], "sign": [], "data": []}
+    for transaction in transactions:
+        for change in transaction.changes:
+            truncate = change.sign == 0
+            columns["captured_at"].append(transaction.committed_at)
+            columns["source"].append("truncate" if truncate else change.table)
+            columns["sign"].append(change.sign)
+            columns["data"].append(None if change.row is None else _json(change.row))
+    if columns["source"]:
+        connection.execute(APPEND, columns)
+    return len(columns["source"])
+
+
+def _json(row: dict[str, Any]) -> str:
+    return json.dumps(row, separators=(",", ":"), ensure_ascii=False)
+
+
+# -- switching and restarting --------------------------------------------------------------
+
+
+def require_wal_capture(connection: Connection) -> None:
+    """Refuse, saying why, where the server or the role cannot read the WAL."""
+    level = connection.execute(text("SHOW wal_level")).scalar_one()
+    if level != "logical":
+        raise Conflict(
+            f"the server runs with wal_level = {level}: reading the changes from the WAL "
+            "needs wal_level = logical (postgresql.conf, then a restart of the server)"
+        )
+    allowed = connection.execute(
+        text("SELECT rolsuper OR rolreplication FROM pg_roles WHERE rolname = current_user")
+    ).scalar_one()
+    if not allowed:
+        raise Conflict(
+            "reading the changes from the WAL needs a replication slot, which only a role "
+            "with the REPLICATION attribute (or a superuser) may use: "
+            "ALTER ROLE … WITH REPLICATION"
+        )
+
+
+RECORD_REBUILD = text(
+    "UPDATE analytics_fold_state SET wal_snapshot = pg_current_snapshot()::text, "
+    "wal_read_at = clock_timestamp() WHERE id = 1 AND capture = 'wal'"
+)
+
+
+def record_rebuild(connection: Connection) -> None:
+    """In the rebuild's transaction: what its snapshot sees is counted, so no batch may
+    fold it again."""
+    connection.execute(RECORD_REBUILD)
+
+
+CREATE_SLOT = text("SELECT pg_create_logical_replication_slot(:slot, 'pgoutput')")
+DROP_SLOT = text(
+    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = :slot"
+)
+# Until the rebuild that follows a switch, the figures are as of the switch.
+SET_MODE = text(
+    "UPDATE analytics_fold_state SET capture = :mode, wal_snapshot = NULL, "
+    "wal_read_at = CASE WHEN :mode = 'wal' THEN clock_timestamp() END WHERE id = 1"
+)
+
+
+def ensure_slot(connection: Connection) -> None:
+    """Make the database's slot where it is missing or lost (outside a transaction:
+    making a slot waits for every transaction under way to end)."""
+    slot = slot_name(connection)
+    status = connection.execute(SLOT_STATUS, {"slot": slot}).scalar_one_or_none()
+    if status == "lost":
+        log.warning("replication slot %s was lost; making it again", slot)
+        connection.execute(DROP_SLOT, {"slot": slot})
+    if status in (None, "lost"):
+        try:
+            connection.execute(CREATE_SLOT, {"slot": slot})
+        except ProgrammingError as exc:  # made meanwhile by another process
+            if getattr(exc.orig, "sqlstate", None) != DUPLICATE_OBJECT:
+                raise
+
+
+def start_wal(connection: Connection) -> None:
+    """In the switch's transaction: publish the bot's tables with their whole old rows,
+    take the capture triggers off and mark the capture as reading the WAL; the slot
+    and a rebuild follow (folding.set_capture)."""
+    exists = connection.execute(
+        text("SELECT FROM pg_publication WHERE pubname = :name"), {"name": PUBLICATION}
+    ).first()
+    if exists is None:
+        connection.execute(text(f"CREATE PUBLICATION {PUBLICATION} FOR TABLE {', '.join(SOURCES)}"))
+    for table in SOURCES:
+        # An UPDATE or DELETE must carry the row as it was, as the triggers' OLD did.
+        connection.execute(text(f'ALTER TABLE "{table}" REPLICA IDENTITY FULL'))
+    drop_capture_triggers(connection)
+    connection.execute(SET_MODE, {"mode": "wal"})
+
+
+def start_triggers(connection: Connection) -> None:
+    """In the switch's transaction: the capture triggers back on, the publication gone;
+    the slot is dropped after the commit (`stop_wal`)."""
+    install_capture_triggers(connection)
+    for table in SOURCES:
+        connection.execute(text(f'ALTER TABLE "{table}" REPLICA IDENTITY DEFAULT'))
+    connection.execute(text(f"DROP PUBLICATION IF EXISTS {PUBLICATION}"))
+    connection.execute(SET_MODE, {"mode": "triggers"})
+
+
+def stop_wal(connection: Connection) -> None:
+    connection.execute(DROP_SLOT, {"slot": slot_name(connection)})
+
+
+def wal_capture_problems(connection: Connection) -> list[str]:
+    """What keeps the capture from reading every change of the bot's tables."""
+    problems = []
+    slot = slot_name(connection)
+    status = connection.execute(SLOT_STATUS, {"slot": slot}).scalar_one_or_none()
+    if status in (None, "lost"):
+        problems.append(f"replication slot {slot} is {'missing' if status is None else 'lost'}")
+    published = set(
+        connection.execute(
+            text(
+                "SELECT tablename FROM pg_publication_tables "
+                "WHERE pubname = :name AND schemaname = current_schema()"
+            ),
+            {"name": PUBLICATION},
+        ).scalars()
+    )
+    problems += [
+        f"{table} is not in publication {PUBLICATION}"
+        for table in SOURCES
+        if table not in published
+    ]
+    identities = connection.execute(
+        text(
+            "SELECT relname, relreplident FROM pg_class "
+            "WHERE relnamespace = current_schema()::regnamespace AND relname = ANY(:tables)"
+        ),
+        {"tables": list(SOURCES)},
+    ).all()
+    problems += [
+        f"{row.relname} does not log whole old rows (REPLICA IDENTITY FULL)"
+        for row in identities
+        if row.relreplident != "f"
+    ]
+    return problems
