@@ -14,6 +14,7 @@ from coursedesk.analytics.pgoutput import (
     decode,
     lsn_text,
     lsn_value,
+    split_frames,
 )
 
 EVENTS_OID = 16_400
@@ -164,3 +165,13 @@ def test_a_change_outside_a_transaction_is_an_error() -> None:
 @pytest.mark.parametrize("text", ["0/0", "0/16B3748", "1A/FFFFFFFF", "FFFFFFFF/1"])
 def test_lsns_read_and_write_as_postgresql_does(text: str) -> None:
     assert lsn_text(lsn_value(text)) == text
+
+
+def test_messages_come_framed_by_their_lengths() -> None:
+    messages = [begin(11), EVENTS, COMMIT]
+    framed = b"".join(struct.pack(">i", len(m)) + m for m in messages)
+    assert list(split_frames(framed)) == messages
+    with pytest.raises(ProtocolError, match="cut short"):
+        list(split_frames(framed[:-1]))
+    with pytest.raises(ProtocolError, match="length cut short"):
+        list(split_frames(b"\0\0"))

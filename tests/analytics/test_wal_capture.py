@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from analytics_data import BotWriter, assert_summaries_match_a_rebuild, insert_edge_data
@@ -20,6 +21,7 @@ from sqlalchemy import Engine, text
 from coursedesk.analytics import folding
 from coursedesk.analytics.folding import fold_pending, rebuild_summaries, set_capture
 from coursedesk.analytics.folding import folding as run_folder
+from coursedesk.analytics.pgoutput import ProtocolError
 from coursedesk.analytics.wal_capture import Snapshot, slot_name
 from coursedesk.db.datagen.plan import GenerationPlan
 from coursedesk.db.engine import Database, libpq_url
@@ -298,4 +300,33 @@ def test_a_folder_killed_mid_batch_loses_and_repeats_nothing(
     assert _events_counted(wal_engine) in (0, events)
     fold_pending(wal_engine)
     assert _events_counted(wal_engine) == events
+    assert_summaries_match_a_rebuild(wal_engine)
+
+
+async def test_a_message_that_cannot_be_read_stops_the_folder_and_says_so(
+    wal_engine: Engine,
+    database: Database,
+    client: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(folding, "FAILURE_RETRY_SECONDS", 0.1)
+
+    def unreadable(connection: object) -> None:
+        raise ProtocolError("a message cut short")
+
+    monkeypatch.setattr(folding, "pull_changes", unreadable)
+    _insert_events(wal_engine, 5)
+    async with run_folder(database.primary, name="test", interval=0.05):
+        deadline = time.monotonic() + 20
+        while _scalar(wal_engine, "SELECT error FROM analytics_fold_state") is None:
+            assert time.monotonic() < deadline, "the failure was never recorded"
+            await asyncio.sleep(0.05)
+        health = (await client.get("/api/health")).json()
+        assert health["status"] == "degraded"
+        assert health["analytics"]["error"] == "a message cut short"
+        assert _events_counted(wal_engine) == 0
+        monkeypatch.undo()
+        while _events_counted(wal_engine) != 5:
+            assert time.monotonic() < deadline + 20, "the folder never resumed"
+            await asyncio.sleep(0.05)
     assert_summaries_match_a_rebuild(wal_engine)

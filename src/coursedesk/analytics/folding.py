@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from coursedesk.analytics.changes import source_changes
+from coursedesk.analytics.pgoutput import ProtocolError
 from coursedesk.analytics.wal_capture import (
     CaptureLost,
     CaptureMode,
@@ -342,6 +343,9 @@ class Folder:
                     raise
                 await self._record_failure(connection, exc)
                 continue
+            except ProtocolError as exc:  # a message from the slot it cannot read
+                await self._record_failure(connection, exc)
+                continue
             if self._last_error is not None:
                 log.info("the analytics fold works again")
                 self._last_error = None
@@ -351,10 +355,10 @@ class Folder:
             if batch < BATCH_ROWS:
                 await asyncio.sleep(self._interval)
 
-    async def _record_failure(self, connection: AsyncConnection, exc: DBAPIError) -> None:
+    async def _record_failure(self, connection: AsyncConnection, exc: Exception) -> None:
         """A lost race is tried again at once; anything else is logged once, named in
         analytics_fold_state for /api/health, and tried again after a pause."""
-        if is_lost_race(exc):
+        if isinstance(exc, DBAPIError) and is_lost_race(exc):
             return
         failure = describe_failure(exc)
         self._report(f"the analytics fold failed and is stopped: {failure}")

@@ -21,6 +21,7 @@ from typing import Any
 
 POSTGRES_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 JSON_TYPES = frozenset({114, 3802})  # json, jsonb: kept as structure, not as text
+_TEXT, _NULL, _UNCHANGED = ord("t"), ord("n"), ord("u")
 
 Row = dict[str, Any]
 
@@ -55,40 +56,49 @@ class Transaction:
     changes: list[Change] = field(default_factory=list)
 
 
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self._data = memoryview(data)
-        self._at = 0
+_INT16 = struct.Struct(">h")
+_INT32 = struct.Struct(">i")
+_UINT32 = struct.Struct(">I")
+_INT64 = struct.Struct(">q")
 
-    def take(self, size: int) -> memoryview:
-        end = self._at + size
-        if end > len(self._data):
+
+class _Reader:
+    """A message read front to back; `data` and `at` are open to the tuple reader, which
+    reads every value of every row and is the hot path."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.at = 0
+
+    def take(self, size: int) -> bytes:
+        end = self.at + size
+        if end > len(self.data):
             raise ProtocolError("message ends early")
-        part = self._data[self._at : end]
-        self._at = end
+        part = self.data[self.at : end]
+        self.at = end
         return part
 
     def byte(self) -> str:
         return chr(self.take(1)[0])
 
     def int16(self) -> int:
-        return int(struct.unpack(">h", self.take(2))[0])
+        return int(_INT16.unpack(self.take(2))[0])
 
     def int32(self) -> int:
-        return int(struct.unpack(">i", self.take(4))[0])
+        return int(_INT32.unpack(self.take(4))[0])
 
     def uint32(self) -> int:
-        return int(struct.unpack(">I", self.take(4))[0])
+        return int(_UINT32.unpack(self.take(4))[0])
 
     def int64(self) -> int:
-        return int(struct.unpack(">q", self.take(8))[0])
+        return int(_INT64.unpack(self.take(8))[0])
 
     def string(self) -> str:
-        end = bytes(self._data[self._at :]).find(b"\0")
+        end = self.data.find(b"\0", self.at)
         if end < 0:
             raise ProtocolError("string without its end")
-        text = bytes(self.take(end)).decode()
-        self._at += 1
+        text = self.data[self.at : end].decode()
+        self.at = end + 1
         return text
 
 
@@ -202,27 +212,51 @@ class Decoder:
     @staticmethod
     def _tuple(reader: _Reader, relation: Relation, old: Row | None) -> Row:
         count = reader.int16()
-        if count != len(relation.columns):
-            raise ProtocolError(
-                f"{relation.name}: {count} values for {len(relation.columns)} columns"
-            )
+        columns = relation.columns
+        if count != len(columns):
+            raise ProtocolError(f"{relation.name}: {count} values for {len(columns)} columns")
+        data, at, end = reader.data, reader.at, len(reader.data)
         row: Row = {}
-        for column in relation.columns:
-            kind = reader.byte()
-            if kind == "n":
-                row[column] = None
-            elif kind == "u":  # a TOASTed value the UPDATE left as it was
-                if old is None:
-                    raise ProtocolError(
-                        f"{relation.name}.{column}: unchanged value without the old row"
-                    )
-                row[column] = old[column]
-            elif kind == "t":
-                value = bytes(reader.take(reader.int32())).decode()
-                row[column] = json.loads(value) if column in relation.json_columns else value
-            else:
-                raise ProtocolError(f"{relation.name}.{column}: value of kind {kind!r}")
+        try:
+            for column in columns:
+                kind = data[at]
+                at += 1
+                if kind == _TEXT:
+                    length = _INT32.unpack_from(data, at)[0]
+                    at += 4
+                    if at + length > end:
+                        raise ProtocolError("message ends early")
+                    value = data[at : at + length].decode()
+                    at += length
+                    row[column] = json.loads(value) if column in relation.json_columns else value
+                elif kind == _NULL:
+                    row[column] = None
+                elif kind == _UNCHANGED:  # a TOASTed value the UPDATE left as it was
+                    if old is None:
+                        raise ProtocolError(
+                            f"{relation.name}.{column}: unchanged value without the old row"
+                        )
+                    row[column] = old[column]
+                else:
+                    raise ProtocolError(f"{relation.name}.{column}: value of kind {chr(kind)!r}")
+        except (IndexError, struct.error):
+            raise ProtocolError("message ends early") from None
+        reader.at = at
         return row
+
+
+def split_frames(frames: bytes) -> Iterator[bytes]:
+    """The messages of a run of them, each prefixed with its length (int4)."""
+    at, end = 0, len(frames)
+    while at < end:
+        if at + 4 > end:
+            raise ProtocolError("a message's length cut short")
+        size = _INT32.unpack_from(frames, at)[0]
+        at += 4
+        if size < 0 or at + size > end:
+            raise ProtocolError("a message cut short")
+        yield frames[at : at + size]
+        at += size
 
 
 def decode(messages: Iterator[bytes], decoder: Decoder) -> Iterator[Transaction]:

@@ -31,13 +31,20 @@ import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import ProgrammingError
 
 from coursedesk.analytics.install import drop_capture_triggers, install_capture_triggers
-from coursedesk.analytics.pgoutput import Decoder, Transaction, decode, lsn_text, lsn_value
+from coursedesk.analytics.pgoutput import (
+    Decoder,
+    Transaction,
+    decode,
+    lsn_text,
+    lsn_value,
+    split_frames,
+)
 from coursedesk.errors import Conflict
 
 log = logging.getLogger(__name__)
@@ -54,22 +61,42 @@ SLOT_NAME = text(
     "SELECT 'coursedesk_analytics_' || oid FROM pg_database WHERE datname = current_database()"
 )
 SLOT_STATUS = text("SELECT wal_status FROM pg_replication_slots WHERE slot_name = :slot")
-# The batch's snapshot is its transaction's: taken by the first query after the fold lock.
+# The first query of a batch after the fold lock, so the one that takes the batch's
+# snapshot: everything committed before this statement started is in it.
+READ_PULL_STATE = text(
+    """
+    SELECT s.capture, s.wal_snapshot, statement_timestamp() AS started_at,
+           current_schema() AS schema, 'coursedesk_analytics_' || d.oid AS slot, r.wal_status
+    FROM analytics_fold_state AS s
+    JOIN pg_database AS d ON d.datname = current_database()
+    LEFT JOIN pg_replication_slots AS r ON r.slot_name = 'coursedesk_analytics_' || d.oid
+    """
+)
 TAKE_SNAPSHOT = text(
-    "SELECT pg_current_snapshot()::text AS snapshot, clock_timestamp() AS taken_at, "
-    "pg_current_wal_insert_lsn()::text AS wal_end"
+    "SELECT pg_current_snapshot()::text AS snapshot, pg_current_wal_insert_lsn()::text AS wal_end"
 )
 FLUSHED = text("SELECT pg_current_wal_flush_lsn() >= CAST(:lsn AS pg_lsn)")
+# The messages come a few thousand to a row, each prefixed with its length: one row per
+# message would cost the client more than decoding them does.
 PEEK = text(
-    "SELECT data FROM pg_logical_slot_peek_binary_changes("
-    "CAST(:slot AS name), CAST(:upto AS pg_lsn), NULL, "
-    "'proto_version', '1', 'publication_names', CAST(:publication AS text))"
+    """
+    SELECT string_agg(int4send(length(data)) || data, ''::bytea ORDER BY n) AS frames
+    FROM pg_logical_slot_peek_binary_changes(
+             CAST(:slot AS name), CAST(:upto AS pg_lsn), NULL, 'proto_version', '1',
+             'publication_names', CAST(:publication AS text))
+         WITH ORDINALITY AS m(lsn, xid, data, n)
+    GROUP BY (n - 1) / 4000
+    ORDER BY (n - 1) / 4000
+    """
 )
+# The rows go as one jsonb array: one parameter, which costs the client far less to send
+# than four arrays of values each adapted on its own.
 APPEND = text(
     """
     INSERT INTO analytics_changes (captured_at, source, sign, data)
-    SELECT * FROM unnest(CAST(:captured_at AS timestamptz[]), CAST(:source AS text[]),
-                         CAST(:sign AS smallint[]), CAST(:data AS jsonb[]))
+    SELECT CAST(c ->> 0 AS timestamptz), c ->> 1, CAST(c ->> 2 AS smallint),
+           nullif(c -> 3, 'null')
+    FROM jsonb_array_elements(CAST(:changes AS jsonb)) AS c
     """
 )
 RECORD_PULL = text(
@@ -141,11 +168,10 @@ def slot_name(connection: Connection) -> str:
 def pull_changes(connection: Connection) -> Pull | None:
     """In a fold batch's transaction, after the fold lock: copy what the slot holds for
     this batch's snapshot into analytics_changes (None: the capture is by triggers)."""
-    state = connection.execute(READ_MODE).one()
+    state = connection.execute(READ_PULL_STATE).one()
     if state.capture != "wal":
         return None
-    slot = slot_name(connection)
-    status = connection.execute(SLOT_STATUS, {"slot": slot}).scalar_one_or_none()
+    slot, status = state.slot, state.wal_status
     if status is None or status == "lost" or state.wal_snapshot is None:
         raise CaptureLost(
             f"replication slot {slot} is {'missing' if status is None else status}"
@@ -157,11 +183,11 @@ def pull_changes(connection: Connection) -> Pull | None:
     current = Snapshot.parse(taken.snapshot)
     _flush_to(connection, taken.wal_end)
 
-    decoder = Decoder(SOURCES, namespace=_schema(connection))
+    decoder = Decoder(SOURCES, namespace=state.schema)
     messages = _peek(connection, slot, taken.wal_end)
     advance_to = lsn_value(taken.wal_end)
-    read_at: datetime = taken.taken_at
-    copied = rows = 0
+    read_at: datetime = state.started_at
+    copied = rows = pending_rows = 0
     pending: list[Transaction] = []
     for transaction in decode(messages, decoder):
         if previous.sees(transaction.xid):
@@ -173,9 +199,10 @@ def pull_changes(connection: Connection) -> Pull | None:
             continue
         pending.append(transaction)
         copied += 1
-        if sum(len(t.changes) for t in pending) >= INSERT_CHUNK:
+        pending_rows += len(transaction.changes)
+        if pending_rows >= INSERT_CHUNK:
             rows += _append(connection, pending)
-            pending = []
+            pending, pending_rows = [], 0
     rows += _append(connection, pending)
     connection.execute(RECORD_PULL, {"snapshot": taken.snapshot, "read_at": read_at})
     return Pull(slot, copied, rows, lsn_text(advance_to))
@@ -184,10 +211,6 @@ def pull_changes(connection: Connection) -> Pull | None:
 def advance(connection: Connection, pull: Pull) -> None:
     """After the batch committed: let the server forget what it folded."""
     connection.execute(ADVANCE, {"slot": pull.slot, "lsn": pull.advance_to})
-
-
-def _schema(connection: Connection) -> str:
-    return str(connection.execute(text("SELECT current_schema()")).scalar_one())
 
 
 def _flush_to(connection: Connection, lsn: str) -> None:
@@ -212,28 +235,27 @@ def _peek(connection: Connection, slot: str, upto: str) -> Iterator[bytes]:
     result = connection.execute(
         PEEK,
         {"slot": slot, "upto": upto, "publication": PUBLICATION},
-        execution_options={"yield_per": INSERT_CHUNK},
+        execution_options={"yield_per": 1},
     )
-    for row in result:
-        yield bytes(row.data)
+    for (frames,) in result:
+        yield from split_frames(frames)
 
 
 def _append(connection: Connection, transactions: Iterable[Transaction]) -> int:
-    columns: dict[str, list[Any]] = {"captured_at": [], "source": [], "sign": [], "data": []}
-    for transaction in transactions:
-        for change in transaction.changes:
-            truncate = change.sign == 0
-            columns["captured_at"].append(transaction.committed_at)
-            columns["source"].append("truncate" if truncate else change.table)
-            columns["sign"].append(change.sign)
-            columns["data"].append(None if change.row is None else _json(change.row))
-    if columns["source"]:
-        connection.execute(APPEND, columns)
-    return len(columns["source"])
-
-
-def _json(row: dict[str, Any]) -> str:
-    return json.dumps(row, separators=(",", ":"), ensure_ascii=False)
+    changes = [
+        (
+            committed_at,
+            "truncate" if change.sign == 0 else change.table,
+            change.sign,
+            change.row,
+        )
+        for transaction in transactions
+        for committed_at in (transaction.committed_at.isoformat(),)
+        for change in transaction.changes
+    ]
+    if changes:
+        connection.execute(APPEND, {"changes": json.dumps(changes, separators=(",", ":"))})
+    return len(changes)
 
 
 # -- switching and restarting --------------------------------------------------------------
