@@ -53,8 +53,8 @@ format: $(STAMP)
 # pipeline (rate, throughput, audience, RSS) and media broadcasts (a photo, a 50 MB video,
 # an album of ten: rate, uploads per file, RSS), then what query monitoring costs and the
 # answer cache saves, then a broadcast's outcome beside its control group (100,000
-# recipients), then what the change capture and the fold cost the bot's writes, then how
-# fast a tracked link's /r/{token} answers.
+# recipients), then what the change capture (by triggers, then from the WAL) and the fold
+# cost the bot's writes, then how fast a tracked link's /r/{token} answers.
 # The package alone in a fresh virtual environment: --help and db upgrade must work.
 install-check:
 	PYTHON=$(PYTHON) .ci/install-check
@@ -68,7 +68,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/monitoring_bench.py
 	$(BIN)/python bench/outcome_bench.py --users $(SCALE) \
 		$(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL))
-	$(BIN)/python bench/bot_writes.py
+	$(BIN)/python bench/bot_writes.py --capture triggers
+	$(BIN)/python bench/bot_writes.py --capture wal
 	$(BIN)/python bench/replica_bench.py --users $(SCALE)
 	$(BIN)/python bench/redirect_bench.py
 

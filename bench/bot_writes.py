@@ -17,9 +17,8 @@ where said:
    (capture installed) and into events_plain (`LIKE events INCLUDING ALL`: the same
    indexes, no trigger, not published), `--seconds` per pass, two passes each in the
    order installed, plain, plain, installed (so a drift in the machine's speed favours
-   neither); every pass starts after a CHECKPOINT with everything folded. The folder
-   runs during the installed passes only: a plain pass runs with no process of
-   coursedesk's at all, as the bot would without it. Then the same
+   neither); every pass starts after a CHECKPOINT with everything folded, and no folder
+   runs during a pass: what the capture costs a bot statement. Then the same
    insert-and-commit run inside the server alone (a DO block, no client), to show the
    capture's own cost per statement;
 2. mixed bot transactions (booking + event, event + booking in one shared course and
@@ -27,6 +26,9 @@ where said:
    and the two-session interleaving that deadlocked under the old counter triggers;
 3. an open transaction holding one captured insert for 5 s while another session
    inserts: whether it waits, and whether the folder folds past the open transaction;
+1c. section 1 again with a folder running around each installed pass: a plain pass
+   runs with no process of coursedesk's at all, as the bot would without it, and the
+   folder's own CPU (with `--capture wal`, its decoding too) counts against coursedesk;
 4. the fold: rows per second `fold_pending()` folds from a backlog written with the
    folder stopped (`--fold-rows` rows mixed as `db seed` mixes them, then bookings
    alone, then confirmations), then the lag (age of the oldest unfolded change) under a
@@ -162,11 +164,11 @@ def run(arguments: argparse.Namespace) -> Data:
 
 
 def measure_bot_statements(data: Data, url: str, seconds: float) -> None:
-    """Sections 1 to 3: the folder runs during section 1's installed passes, and
-    throughout 1b to 3."""
+    """Section 1 with no folder during the passes, 1b to 3 with one running throughout,
+    then 1c with one running around the installed passes."""
+    results = uvloop.run(measure_inserts(data, seconds))
+    report_inserts(data, results, seconds, whole=False)
     before = folded_rows(url)
-    results = uvloop.run(measure_inserts(data, seconds, lambda: folder_running(data)))
-    report_inserts(data, results, seconds)
     with folder_running(data):
         uvloop.run(measure_server_side(data))
         console.print(f"load average now {load_average()}")
@@ -178,6 +180,8 @@ def measure_bot_statements(data: Data, url: str, seconds: float) -> None:
             f"the folder folded {folded_rows(url) - before:,} change rows during 1–3; "
             f"load average now {load_average()}"
         )
+    results = uvloop.run(measure_inserts(data, seconds, lambda: folder_running(data)))
+    report_inserts(data, results, seconds, whole=True)
 
 
 def main() -> None:

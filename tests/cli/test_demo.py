@@ -121,5 +121,6 @@ def test_demo_serves_with_no_settings_and_stops_everything_on_sigterm(tmp_path: 
 
     assert demo.returncode == 0, output
     assert "sign in as admin with password" in output
+    assert "The analytics capture reads the bot's changes from the WAL." in output
     assert _processes_of(home) == []
     assert not (home / "pgdata" / "postmaster.pid").exists()
