@@ -8,16 +8,16 @@ with it). `coursedesk db capture triggers` goes back.
 
 Exactly once, with a slot that is not transactional: each batch of the fold
 (folding.py) runs in one REPEATABLE READ transaction with snapshot S. In it,
-`pull_changes` peeks at the slot (reading does not consume) and copies into
-analytics_changes the rows of every decoded transaction S sees and the previous batch's
-snapshot did not; the fold then consumes them as it consumes the triggers' rows, and S is
-recorded with the batch. Only after the commit is the slot advanced, to the first
-transaction S did not see. A batch that dies before its commit leaves the slot and the
-record as they were; one that dies after it, before the advance, finds its own
-transactions again next time and skips them, since the recorded S sees them. So a
-transaction is folded in the first batch whose snapshot sees it, and only in that one,
-which is also what keeps the fold's recomputation of a user from that same snapshot
-exact. A rebuild records its snapshot the same way.
+`pull_changes` peeks at the slot (reading does not consume) and copies into the
+temporary table fold_pulled the rows of every decoded transaction S sees and the previous
+batch's snapshot did not; analytics_fold() then folds them with whatever
+analytics_changes holds, and S is recorded with the batch. Only after the commit is the
+slot advanced, to the first transaction S did not see. A batch that dies before its
+commit leaves the slot and the record as they were; one that dies after it, before the
+advance, finds its own transactions again next time and skips them, since the recorded
+S sees them. So a transaction is folded in the first batch whose snapshot sees it, and
+only in that one, which is also what keeps the fold's recomputation of a user from that
+same snapshot exact. A rebuild records its snapshot the same way.
 
 A slot lost (past `max_slot_wal_keep_size`, or dropped) or never made is made again and
 every summary rebuilt from the source tables, a snapshot taken after the slot exists:
@@ -66,7 +66,8 @@ SLOT_STATUS = text("SELECT wal_status FROM pg_replication_slots WHERE slot_name 
 READ_PULL_STATE = text(
     """
     SELECT s.capture, s.wal_snapshot, statement_timestamp() AS started_at,
-           current_schema() AS schema, 'coursedesk_analytics_' || d.oid AS slot, r.wal_status
+           current_schema() AS schema, 'coursedesk_analytics_' || d.oid AS slot, r.wal_status,
+           to_regclass('pg_temp.fold_pulled') IS NOT NULL AS has_pulled
     FROM analytics_fold_state AS s
     JOIN pg_database AS d ON d.datname = current_database()
     LEFT JOIN pg_replication_slots AS r ON r.slot_name = 'coursedesk_analytics_' || d.oid
@@ -89,11 +90,14 @@ PEEK = text(
     ORDER BY (n - 1) / 4000
     """
 )
-# The rows go as one jsonb array: one parameter, which costs the client far less to send
-# than four arrays of values each adapted on its own.
+# What a batch read from the slot waits for analytics_fold() in a temporary table, so it
+# writes no WAL (which the slot would then read through again). The rows go as one jsonb
+# array: one parameter, which costs the client far less to send than four arrays of
+# values each adapted on its own.
+MAKE_PULLED = text("CREATE TEMP TABLE fold_pulled (LIKE analytics_changes) ON COMMIT DELETE ROWS")
 APPEND = text(
     """
-    INSERT INTO analytics_changes (captured_at, source, sign, data)
+    INSERT INTO fold_pulled (captured_at, source, sign, data)
     SELECT CAST(c ->> 0 AS timestamptz), c ->> 1, CAST(c ->> 2 AS smallint),
            nullif(c -> 3, 'null')
     FROM jsonb_array_elements(CAST(:changes AS jsonb)) AS c
@@ -167,7 +171,8 @@ def slot_name(connection: Connection) -> str:
 
 def pull_changes(connection: Connection) -> Pull | None:
     """In a fold batch's transaction, after the fold lock: copy what the slot holds for
-    this batch's snapshot into analytics_changes (None: the capture is by triggers)."""
+    this batch's snapshot into fold_pulled, where analytics_fold() takes it (None: the
+    capture is by triggers)."""
     state = connection.execute(READ_PULL_STATE).one()
     if state.capture != "wal":
         return None
@@ -183,6 +188,8 @@ def pull_changes(connection: Connection) -> Pull | None:
     current = Snapshot.parse(taken.snapshot)
     _flush_to(connection, taken.wal_end)
 
+    if not state.has_pulled:
+        connection.execute(MAKE_PULLED)
     decoder = Decoder(SOURCES, namespace=state.schema)
     messages = _peek(connection, slot, taken.wal_end)
     advance_to = lsn_value(taken.wal_end)

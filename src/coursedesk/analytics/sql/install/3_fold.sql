@@ -189,6 +189,7 @@ CREATE OR REPLACE FUNCTION analytics_fold(max_rows integer) RETURNS integer
 LANGUAGE plpgsql SET work_mem = '64MB' SET jit = off AS $$
 DECLARE
     taken integer;
+    pulled integer;
     added integer;
 BEGIN
     IF current_setting('transaction_isolation') <> 'repeatable read' THEN
@@ -209,6 +210,15 @@ BEGIN
         INSERT INTO fold_taken SELECT * FROM consumed;
     END IF;
     GET DIAGNOSTICS taken = ROW_COUNT;
+    -- Changes read from the WAL (analytics/wal_capture.py) come in fold_pulled, a
+    -- temporary table made by the batch: they write no WAL there, which the slot would
+    -- only have to read again. They are all folded in this batch.
+    IF to_regclass('pg_temp.fold_pulled') IS NOT NULL THEN
+        INSERT INTO fold_taken SELECT * FROM fold_pulled;
+        GET DIAGNOSTICS pulled = ROW_COUNT;
+        TRUNCATE fold_pulled;
+        taken := taken + pulled;
+    END IF;
     IF taken = 0 THEN
         UPDATE analytics_fold_state SET error = NULL, failed_at = NULL
         WHERE id = 1 AND error IS NOT NULL;
