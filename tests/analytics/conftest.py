@@ -7,9 +7,15 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-from analytics_data import BotWriter, ClientFactory, EdgeData, insert_edge_data
+from analytics_data import (
+    BotWriter,
+    ClientFactory,
+    EdgeData,
+    insert_edge_data,
+    require_logical_wal,
+)
 from asgi_lifespan import LifespanManager
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from coursedesk.analytics.folding import set_capture
 from coursedesk.config import Settings
@@ -41,13 +47,6 @@ def client_in_timezone(settings: Settings, database: Database) -> ClientFactory:
                 yield http
 
     return open_client
-
-
-def require_logical_wal(engine: Engine) -> None:
-    with engine.connect() as connection:
-        level = connection.scalar(text("SHOW wal_level"))
-    if level != "logical":
-        pytest.skip(f"the test server runs with wal_level = {level}; the WAL capture needs logical")
 
 
 @pytest.fixture

@@ -15,18 +15,24 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from analytics_data import BotWriter, assert_summaries_match_a_rebuild, insert_edge_data
+from analytics_data import (
+    BotWriter,
+    assert_summaries_match_a_rebuild,
+    insert_edge_data,
+    require_logical_wal,
+)
 from sqlalchemy import Engine, text
 
 from coursedesk.analytics import folding
 from coursedesk.analytics.folding import fold_pending, rebuild_summaries, set_capture
 from coursedesk.analytics.folding import folding as run_folder
 from coursedesk.analytics.pgoutput import ProtocolError
-from coursedesk.analytics.wal_capture import Snapshot, slot_name
+from coursedesk.analytics.wal_capture import Snapshot, make_slot, slot_name
 from coursedesk.db.datagen.plan import GenerationPlan
 from coursedesk.db.engine import Database, libpq_url
 from coursedesk.db.seed import default_anchor, seed_database
 from coursedesk.db.verify import verify
+from coursedesk.errors import Conflict
 
 USER = 6_200_000_000
 
@@ -330,3 +336,61 @@ async def test_a_message_that_cannot_be_read_stops_the_folder_and_says_so(
             assert time.monotonic() < deadline + 20, "the folder never resumed"
             await asyncio.sleep(0.05)
     assert_summaries_match_a_rebuild(wal_engine)
+
+
+def test_a_slot_made_but_not_joined_to_a_rebuild_stops_batches_until_one_is(
+    wal_engine: Engine,
+) -> None:
+    """A process that dies between making a slot and the rebuild after it leaves the
+    slot unready to count from; a rebuild taken meanwhile records nothing, and the next
+    batch starts over."""
+    _insert_events(wal_engine, 4)
+    fold_pending(wal_engine)
+    with wal_engine.connect() as connection:
+        connection.execute(
+            text("SELECT pg_drop_replication_slot(:slot)"), {"slot": slot_name(connection)}
+        )
+        connection.commit()
+        make_slot(connection)  # the rebuild that should follow never comes
+        connection.execute(text("UPDATE analytics_fold_state SET wal_slot_ready = false"))
+        connection.commit()
+    _insert_events(wal_engine, 3)
+    rebuild_summaries(wal_engine)
+    assert _scalar(wal_engine, "SELECT wal_snapshot FROM analytics_fold_state") is None
+    fold_pending(wal_engine)
+    assert _events_counted(wal_engine) == 7
+    assert _scalar(wal_engine, "SELECT wal_snapshot IS NOT NULL FROM analytics_fold_state")
+    assert_summaries_match_a_rebuild(wal_engine)
+
+
+def test_a_switch_the_server_cannot_serve_safely_is_refused_and_changes_nothing(
+    sync_engine: Engine, database_url: str
+) -> None:
+    require_logical_wal(sync_engine)
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as admin:
+        kept = admin.execute("SHOW max_slot_wal_keep_size").fetchone()
+        assert kept is not None
+        admin.execute("ALTER SYSTEM SET max_slot_wal_keep_size = -1")
+        admin.execute("SELECT pg_reload_conf()")
+        try:
+            with pytest.raises(Conflict, match="max_slot_wal_keep_size is -1"):
+                set_capture(sync_engine, "wal")
+        finally:
+            admin.execute(f"ALTER SYSTEM SET max_slot_wal_keep_size = '{kept[0]}'")
+            admin.execute("SELECT pg_reload_conf()")
+    assert _scalar(sync_engine, "SELECT capture FROM analytics_fold_state") == "triggers"
+    assert _scalar(sync_engine, "SELECT count(*) FROM pg_replication_slots") == 0
+    assert _scalar(sync_engine, "SELECT count(*) FROM pg_publication") == 0
+
+
+def test_a_slot_left_behind_is_named_by_verify_and_dropped_by_a_switch_to_triggers(
+    wal_engine: Engine,
+) -> None:
+    with wal_engine.connect() as connection:
+        connection.execute(text("UPDATE analytics_fold_state SET capture = 'triggers'"))
+        connection.commit()
+    details = [check.detail for check in verify(wal_engine).problems]
+    assert any("is left while the capture uses triggers" in d for d in details), details
+    assert not set_capture(wal_engine, "triggers")
+    assert _scalar(wal_engine, "SELECT count(*) FROM pg_replication_slots") == 0
+    assert _scalar(wal_engine, "SELECT count(*) FROM pg_publication") == 0

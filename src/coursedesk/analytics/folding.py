@@ -27,21 +27,26 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from coursedesk.analytics.changes import source_changes
 from coursedesk.analytics.pgoutput import ProtocolError
 from coursedesk.analytics.wal_capture import (
+    FOLD_LOCK,
     CaptureLost,
     CaptureMode,
     Pull,
     advance,
     capture_mode,
-    ensure_slot,
+    drop_slot,
+    is_lock_wait,
+    leftover_slot,
+    make_slot,
+    publish,
     pull_changes,
     record_rebuild,
-    require_wal_capture,
-    start_triggers,
-    start_wal,
-    stop_wal,
+    unpublish,
+    use_triggers,
+    use_wal,
 )
 from coursedesk.config import FRESHNESS_BOUND_SECONDS
 from coursedesk.db.retry import is_lost_race
+from coursedesk.errors import Conflict
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +58,7 @@ FAILURE_RETRY_SECONDS = 5.0
 # pg_advisory_lock key of the folder lease (the migrations use 7_130_412_001).
 FOLDER_LOCK_KEY = 7_130_412_002
 
-LOCK = text("LOCK TABLE analytics_fold_state IN EXCLUSIVE MODE")
+LOCK = FOLD_LOCK
 # A batch that meets a TRUNCATE marker rebuilds every summary, which at a million users
 # takes longer than any request may; the batches of the folder and the tools may.
 NO_STATEMENT_TIMEOUT = text("SET LOCAL statement_timeout = 0")
@@ -153,34 +158,64 @@ def restart_capture(connection: Connection) -> None:
     """With the capture reading the WAL: make the slot (again), then rebuild every
     summary from a snapshot taken after it exists, so that each change is counted by the
     rebuild or found in the slot (wal_capture.py)."""
-    with connection.execution_options(isolation_level="AUTOCOMMIT").begin():
-        ensure_slot(connection)
+    make_slot(connection)
     rebuild_in(connection.execution_options(isolation_level=REPEATABLE_READ))
 
 
 def set_capture(engine: Engine, mode: CaptureMode) -> bool:
-    """Switch the capture to `mode`, then rebuild the summaries; answers False when it
-    already was. The new capture is in place before the old one stops, and what the bot
-    writes meanwhile is counted once, by the rebuild at the end; a switch to the WAL the
-    server or the role cannot serve is refused before anything changes."""
+    """Switch the capture to `mode` and rebuild the summaries; answers False when it
+    already was. The new capture is in place before the old one stops, and the rebuild
+    at the end counts once what the bot wrote meanwhile. Refused before anything
+    changes where the server, the role or a busy table of the bot's does not allow it."""
     with engine.connect() as plain:
         connection = plain.execution_options(isolation_level=REPEATABLE_READ)
+        try:
+            return _switch(connection, mode)
+        except DBAPIError as exc:
+            if is_lock_wait(exc):
+                raise Conflict(
+                    "the bot's tables stayed busy for 3 s (a long transaction?); nothing "
+                    "was switched, try again"
+                ) from None
+            raise
+
+
+def _switch(connection: Connection, mode: CaptureMode) -> bool:
+    with connection.begin():
+        current = capture_mode(connection)
+    if current == mode:
+        if mode == "triggers" and (leftover := leftover_slot_of(connection)):
+            log.warning("dropping %s, left by an earlier capture from the WAL", leftover)
+            _stop_reading_the_wal(connection)
+        return False
+    if mode == "wal":
         with connection.begin():
-            if capture_mode(connection) == mode:
-                return False
-            if mode == "wal":
-                require_wal_capture(connection)
-        if mode == "wal":
-            with connection.execution_options(isolation_level="AUTOCOMMIT").begin():
-                ensure_slot(connection)
-        with connection.execution_options(isolation_level=REPEATABLE_READ).begin():
-            connection.execute(LOCK)
-            (start_wal if mode == "wal" else start_triggers)(connection)
-        if mode == "triggers":
-            with connection.execution_options(isolation_level="AUTOCOMMIT").begin():
-                stop_wal(connection)
-        rebuild_in(connection.execution_options(isolation_level=REPEATABLE_READ))
+            publish(connection)
+        try:
+            make_slot(connection)
+            with connection.begin():
+                use_wal(connection)
+        except BaseException:
+            _stop_reading_the_wal(connection)
+            raise
+        rebuild_in(connection)
+    else:
+        with connection.begin():
+            use_triggers(connection)
+        rebuild_in(connection)
+        _stop_reading_the_wal(connection)
     return True
+
+
+def _stop_reading_the_wal(connection: Connection) -> None:
+    drop_slot(connection)
+    with connection.begin():
+        unpublish(connection)
+
+
+def leftover_slot_of(connection: Connection) -> str | None:
+    with connection.begin():
+        return leftover_slot(connection)
 
 
 async def fold_batch(

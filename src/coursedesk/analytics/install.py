@@ -42,7 +42,7 @@ def apply_install_scripts(connection: Connection) -> None:
     again."""
     for _, script in install_scripts():
         run_script(connection, script)
-    if _capture_reads_wal(connection):
+    if capture_reads_wal(connection):
         drop_capture_triggers(connection)
 
 
@@ -58,14 +58,19 @@ def drop_capture_triggers(connection: Connection) -> None:
             )
 
 
-def _capture_reads_wal(connection: Connection) -> bool:
-    has_mode = connection.execute(
+def has_capture_mode(connection: Connection) -> bool:
+    """Whether the database is at migration 0016 or later (analytics_fold_state.capture)."""
+    found = connection.execute(
         text(
             "SELECT FROM information_schema.columns WHERE table_schema = current_schema() "
             "AND table_name = 'analytics_fold_state' AND column_name = 'capture'"
         )
     ).first()
-    if has_mode is None:  # a migration before 0016
+    return found is not None
+
+
+def capture_reads_wal(connection: Connection) -> bool:
+    if not has_capture_mode(connection):
         return False
     mode = connection.execute(text("SELECT capture FROM analytics_fold_state")).scalar()
     return mode == "wal"

@@ -278,7 +278,9 @@ class AnalyticsFoldState(Base):
     failed_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
     # How changes reach the fold: the capture triggers, or the WAL (wal_capture.py),
-    # with the snapshot whose transactions are counted and the moment the figures hold.
+    # with the snapshot whose transactions are counted, the moment the figures hold,
+    # and whether the slot exists as a rebuild's snapshot would need it.
     capture: Mapped[str] = mapped_column(Text, server_default="triggers")
     wal_snapshot: Mapped[str | None] = mapped_column(Text)
     wal_read_at: Mapped[datetime | None]
+    wal_slot_ready: Mapped[bool] = mapped_column(server_default="false")

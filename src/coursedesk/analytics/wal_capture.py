@@ -183,6 +183,8 @@ def pull_changes(connection: Connection) -> Pull | None:
             if status in (None, "lost")
             else f"replication slot {slot} was not joined to a rebuild"
         )
+    # The slot is advanced once this commits: the commit must be as durable as that.
+    connection.execute(text("SET LOCAL synchronous_commit = on"))
     previous = Snapshot.parse(state.wal_snapshot)
     taken = connection.execute(TAKE_SNAPSHOT).one()
     current = Snapshot.parse(taken.snapshot)
@@ -216,7 +218,9 @@ def pull_changes(connection: Connection) -> Pull | None:
 
 
 def advance(connection: Connection, pull: Pull) -> None:
-    """After the batch committed: let the server forget what it folded."""
+    """Once the batch has committed, in a transaction of its own: let the server forget
+    what was folded. Under the fold lock, since a slot serves one process at a time."""
+    connection.execute(FOLD_LOCK)
     connection.execute(ADVANCE, {"slot": pull.slot, "lsn": pull.advance_to})
 
 
@@ -265,11 +269,50 @@ def _append(connection: Connection, transactions: Iterable[Transaction]) -> int:
     return len(changes)
 
 
-# -- switching and restarting --------------------------------------------------------------
+# -- the slot, the publication, and switching ---------------------------------------------
+
+# The fold lock (folding.py): batches, rebuilds and every step below that touches the
+# slot take it, so none of them meets another at the slot.
+FOLD_LOCK = text("LOCK TABLE analytics_fold_state IN EXCLUSIVE MODE")
+# The bot's tables are altered by a switch: it gives up rather than keep the bot's
+# statements queued behind it.
+SHORT_LOCK_WAIT = text("SET LOCAL lock_timeout = '3s'")
+CREATE_SLOT = text("SELECT pg_create_logical_replication_slot(:slot, 'pgoutput')")
+DROP_SLOT = text(
+    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = :slot"
+)
+# Before a slot is dropped or made, no snapshot may say what is counted: a batch then
+# stops (CaptureLost) until a rebuild records one. A rebuild records its snapshot only
+# where it sees the slot ready, which is written once the slot exists, so the snapshot it
+# records is always one taken after the slot was made.
+NOT_READY = text(
+    "UPDATE analytics_fold_state SET wal_snapshot = NULL, wal_slot_ready = false WHERE id = 1"
+)
+READY = text("UPDATE analytics_fold_state SET wal_slot_ready = true WHERE id = 1")
+RECORD_REBUILD = text(
+    "UPDATE analytics_fold_state SET wal_snapshot = pg_current_snapshot()::text, "
+    "wal_read_at = clock_timestamp() WHERE id = 1 AND capture = 'wal' AND wal_slot_ready"
+)
+# Until the rebuild that follows a switch to the WAL, the figures are as of the switch.
+USE_WAL = text(
+    "UPDATE analytics_fold_state SET capture = 'wal', wal_snapshot = NULL, "
+    "wal_read_at = clock_timestamp() WHERE id = 1"
+)
+USE_TRIGGERS = text(
+    "UPDATE analytics_fold_state SET capture = 'triggers', wal_snapshot = NULL, "
+    "wal_slot_ready = false, wal_read_at = NULL WHERE id = 1"
+)
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+def record_rebuild(connection: Connection) -> None:
+    """In a rebuild's transaction: what its snapshot sees is counted, so no batch may
+    fold it again (where the slot was ready when the snapshot was taken)."""
+    connection.execute(RECORD_REBUILD)
 
 
 def require_wal_capture(connection: Connection) -> None:
-    """Refuse, saying why, where the server or the role cannot read the WAL."""
+    """Refuse, saying why, where the server or the role cannot read the WAL safely."""
     level = connection.execute(text("SHOW wal_level")).scalar_one()
     if level != "logical":
         raise Conflict(
@@ -285,75 +328,114 @@ def require_wal_capture(connection: Connection) -> None:
             "with the REPLICATION attribute (or a superuser) may use: "
             "ALTER ROLE … WITH REPLICATION"
         )
+    foreign = connection.execute(
+        text(
+            "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace "
+            "AND relname = ANY(:tables) AND NOT pg_has_role(current_user, relowner, 'USAGE') "
+            "ORDER BY relname"
+        ),
+        {"tables": list(SOURCES)},
+    ).scalars()
+    if names := list(foreign):
+        raise Conflict(
+            f"the role does not own {', '.join(names)}: publishing a table and having it "
+            "log whole old rows needs its owner"
+        )
+    if connection.execute(text("SHOW max_slot_wal_keep_size")).scalar_one() == "-1":
+        raise Conflict(
+            "max_slot_wal_keep_size is -1: a slot left unread would keep WAL until the disk "
+            "is full; set a bound first (the embedded server keeps 1GB)"
+        )
 
 
-RECORD_REBUILD = text(
-    "UPDATE analytics_fold_state SET wal_snapshot = pg_current_snapshot()::text, "
-    "wal_read_at = clock_timestamp() WHERE id = 1 AND capture = 'wal'"
-)
+def make_slot(connection: Connection) -> None:
+    """Make the database's slot where it is missing or lost, with the slot marked not
+    ready before and ready after (`connection` in no transaction). Making a slot waits
+    for every transaction open on the server at that moment to end, outside any
+    transaction: it is made on a connection of its own."""
+    with connection.begin():
+        connection.execute(FOLD_LOCK)
+        connection.execute(NOT_READY)
+    with connection.engine.connect() as plain:
+        side = plain.execution_options(isolation_level="AUTOCOMMIT")
+        slot = slot_name(side)
+        status = side.execute(SLOT_STATUS, {"slot": slot}).scalar_one_or_none()
+        if status == "lost":
+            log.warning("replication slot %s was lost; making it again", slot)
+            side.execute(DROP_SLOT, {"slot": slot})
+        if status in (None, "lost"):
+            try:
+                side.execute(CREATE_SLOT, {"slot": slot})
+            except ProgrammingError as exc:  # made meanwhile by another process
+                if getattr(exc.orig, "sqlstate", None) != DUPLICATE_OBJECT:
+                    raise
+    with connection.begin():
+        connection.execute(FOLD_LOCK)
+        connection.execute(READY)
 
 
-def record_rebuild(connection: Connection) -> None:
-    """In the rebuild's transaction: what its snapshot sees is counted, so no batch may
-    fold it again."""
-    connection.execute(RECORD_REBUILD)
+def drop_slot(connection: Connection) -> None:
+    """Drop the database's slot if there is one (`connection` in no transaction)."""
+    with connection.begin():
+        connection.execute(FOLD_LOCK)
+        connection.execute(NOT_READY)
+        connection.execute(DROP_SLOT, {"slot": slot_name(connection)})
 
 
-CREATE_SLOT = text("SELECT pg_create_logical_replication_slot(:slot, 'pgoutput')")
-DROP_SLOT = text(
-    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = :slot"
-)
-# Until the rebuild that follows a switch, the figures are as of the switch.
-SET_MODE = text(
-    "UPDATE analytics_fold_state SET capture = :mode, wal_snapshot = NULL, "
-    "wal_read_at = CASE WHEN :mode = 'wal' THEN clock_timestamp() END WHERE id = 1"
-)
-
-
-def ensure_slot(connection: Connection) -> None:
-    """Make the database's slot where it is missing or lost (outside a transaction:
-    making a slot waits for every transaction under way to end)."""
-    slot = slot_name(connection)
-    status = connection.execute(SLOT_STATUS, {"slot": slot}).scalar_one_or_none()
-    if status == "lost":
-        log.warning("replication slot %s was lost; making it again", slot)
-        connection.execute(DROP_SLOT, {"slot": slot})
-    if status in (None, "lost"):
-        try:
-            connection.execute(CREATE_SLOT, {"slot": slot})
-        except ProgrammingError as exc:  # made meanwhile by another process
-            if getattr(exc.orig, "sqlstate", None) != DUPLICATE_OBJECT:
-                raise
-
-
-def start_wal(connection: Connection) -> None:
-    """In the switch's transaction: publish the bot's tables with their whole old rows,
-    take the capture triggers off and mark the capture as reading the WAL; the slot
-    and a rebuild follow (folding.set_capture)."""
+def publish(connection: Connection) -> None:
+    """In a transaction of its own, before the slot is made: the bot's tables in the
+    publication (it must exist before the slot decodes anything), each logging its
+    whole old row on UPDATE and DELETE, as the triggers' OLD did."""
+    require_wal_capture(connection)
+    _altering_the_bots_tables(connection)
     exists = connection.execute(
         text("SELECT FROM pg_publication WHERE pubname = :name"), {"name": PUBLICATION}
     ).first()
     if exists is None:
         connection.execute(text(f"CREATE PUBLICATION {PUBLICATION} FOR TABLE {', '.join(SOURCES)}"))
     for table in SOURCES:
-        # An UPDATE or DELETE must carry the row as it was, as the triggers' OLD did.
         connection.execute(text(f'ALTER TABLE "{table}" REPLICA IDENTITY FULL'))
-    drop_capture_triggers(connection)
-    connection.execute(SET_MODE, {"mode": "wal"})
 
 
-def start_triggers(connection: Connection) -> None:
-    """In the switch's transaction: the capture triggers back on, the publication gone;
-    the slot is dropped after the commit (`stop_wal`)."""
-    install_capture_triggers(connection)
+def unpublish(connection: Connection) -> None:
+    """In a transaction: the publication gone, the bot's tables logging as before."""
+    _altering_the_bots_tables(connection)
     for table in SOURCES:
         connection.execute(text(f'ALTER TABLE "{table}" REPLICA IDENTITY DEFAULT'))
     connection.execute(text(f"DROP PUBLICATION IF EXISTS {PUBLICATION}"))
-    connection.execute(SET_MODE, {"mode": "triggers"})
 
 
-def stop_wal(connection: Connection) -> None:
-    connection.execute(DROP_SLOT, {"slot": slot_name(connection)})
+def use_wal(connection: Connection) -> None:
+    """In the switch's transaction, once the slot is ready: the capture triggers off."""
+    _altering_the_bots_tables(connection)
+    connection.execute(FOLD_LOCK)
+    drop_capture_triggers(connection)
+    connection.execute(USE_WAL)
+
+
+def use_triggers(connection: Connection) -> None:
+    """In the switch's transaction: the capture triggers on; the slot is dropped once
+    a rebuild has counted what it held (folding.set_capture)."""
+    _altering_the_bots_tables(connection)
+    connection.execute(FOLD_LOCK)
+    install_capture_triggers(connection)
+    connection.execute(USE_TRIGGERS)
+
+
+def leftover_slot(connection: Connection) -> str | None:
+    """The name of a slot of the WAL capture that exists while the capture uses
+    triggers: it keeps WAL for no one."""
+    slot = slot_name(connection)
+    status = connection.execute(SLOT_STATUS, {"slot": slot}).scalar_one_or_none()
+    return slot if status is not None and capture_mode(connection) == "triggers" else None
+
+
+def _altering_the_bots_tables(connection: Connection) -> None:
+    connection.execute(SHORT_LOCK_WAIT)
+
+
+def is_lock_wait(exc: BaseException) -> bool:
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == LOCK_NOT_AVAILABLE
 
 
 def wal_capture_problems(connection: Connection) -> list[str]:
@@ -389,4 +471,6 @@ def wal_capture_problems(connection: Connection) -> list[str]:
         for row in identities
         if row.relreplident != "f"
     ]
+    if connection.execute(text("SHOW max_slot_wal_keep_size")).scalar_one() == "-1":
+        problems.append("max_slot_wal_keep_size is -1: an unread slot would keep WAL without bound")
     return problems

@@ -40,6 +40,7 @@ def start_embedded(pgdata: Path, *, delete_on_exit: bool = False) -> str:
         admin_url: str = server.get_uri()
         if _configure(admin_url):
             _restart(server)
+            admin_url = server.get_uri()
     except Exception as exc:  # the package raises plain exceptions of several kinds
         raise DatabaseUnavailable(
             f"could not start the embedded PostgreSQL in {pgdata}: {exc}"

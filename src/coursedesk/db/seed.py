@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from coursedesk.analytics.folding import LOCK as FOLD_LOCK
 from coursedesk.analytics.folding import restart_capture
-from coursedesk.analytics.wal_capture import capture_mode, stop_wal
+from coursedesk.analytics.wal_capture import capture_mode, drop_slot
 from coursedesk.db.datagen.copydata import COPY_HEADER, COPY_TRAILER, EVENT_COLUMNS
 from coursedesk.db.datagen.plan import GenerationPlan
 from coursedesk.db.datagen.producer import copy_batches
@@ -119,8 +119,9 @@ def deferred_insert_triggers(rebuild_sql: str) -> LoadHooks:
     def before(connection: Connection) -> None:
         nonlocal reads_wal
         reads_wal = capture_mode(connection) == "wal"
-        if reads_wal:
-            stop_wal(connection)
+        if reads_wal:  # at once, on a connection of its own: the load commits later
+            with connection.engine.connect() as side:
+                drop_slot(side)
         rows = connection.execute(_INSERT_TRIGGERS_SQL, {"tables": list(SOURCE_TABLES)})
         for row in rows.all():
             connection.execute(text(f'ALTER TABLE "{row.table_name}" DISABLE TRIGGER "{row.name}"'))

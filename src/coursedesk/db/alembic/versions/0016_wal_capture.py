@@ -10,6 +10,8 @@ Create Date: 2026-12-11 10:00:00.000000
   counted, so a transaction the slot gives again is not folded twice;
 - wal_read_at: everything committed before it is folded (the freshness of the figures
   when the capture reads the WAL);
+- wal_slot_ready: written once the slot exists, cleared before it is dropped or made, so
+  that only a rebuild whose snapshot was taken after the slot was made is recorded;
 - the analytics install files applied again: analytics_fold() also folds the changes a
   batch read from the WAL into the temporary table fold_pulled.
 
@@ -47,6 +49,10 @@ def upgrade() -> None:
         "analytics_fold_state",
         sa.Column("wal_read_at", postgresql.TIMESTAMP(timezone=True), nullable=True),
     )
+    op.add_column(
+        "analytics_fold_state",
+        sa.Column("wal_slot_ready", sa.Boolean(), server_default="false", nullable=False),
+    )
     apply_install_scripts(op.get_bind())
 
 
@@ -58,6 +64,7 @@ def downgrade() -> None:
             "before rolling back past 0016"
         )
     run_script(op.get_bind(), PREVIOUS_FUNCTIONS.read_text(encoding="utf-8"))
+    op.drop_column("analytics_fold_state", "wal_slot_ready")
     op.drop_column("analytics_fold_state", "wal_read_at")
     op.drop_column("analytics_fold_state", "wal_snapshot")
     op.drop_constraint(
