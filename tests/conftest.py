@@ -18,11 +18,12 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from psycopg import sql
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from cli_process import Completed, RunCli, run_coursedesk
 from coursedesk.accounts.roles import Role
 from coursedesk.accounts.service import create_token
+from coursedesk.analytics.folding import set_capture
 from coursedesk.config import Settings, load_settings
 from coursedesk.db import migrations
 from coursedesk.db.embedded import server_url, start_embedded
@@ -193,3 +194,29 @@ async def operator_headers(database: Database) -> dict[str, str]:
 @pytest.fixture
 async def viewer_headers(database: Database) -> dict[str, str]:
     return {"Authorization": f"Bearer {await _token(database, Role.viewer)}"}
+
+
+@pytest.fixture
+def logical_wal(sync_engine: Engine) -> None:
+    """Skip where the server cannot serve the capture from the WAL (CI's second server
+    runs with wal_level = replica)."""
+    with sync_engine.connect() as connection:
+        level = connection.scalar(text("SHOW wal_level"))
+    if level != "logical":
+        pytest.skip(f"the test server runs with wal_level = {level}; the WAL capture needs logical")
+
+
+@pytest.fixture
+def wal_engine(sync_engine: Engine, logical_wal: None) -> Engine:
+    """The test database with the capture reading the WAL instead of triggers."""
+    assert set_capture(sync_engine, "wal")
+    return sync_engine
+
+
+@pytest.fixture(params=["triggers", "wal"])
+def capture(request: pytest.FixtureRequest, sync_engine: Engine) -> str:
+    """Each capture in turn: a test using it runs once with each."""
+    mode: str = request.param
+    if mode == "wal":
+        request.getfixturevalue("wal_engine")
+    return mode

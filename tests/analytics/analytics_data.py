@@ -9,7 +9,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import Connection, Engine, insert, text
 
 from coursedesk.analytics.drift import find_drift
@@ -221,14 +220,6 @@ def summary_snapshot(connection: Connection) -> dict[str, list[tuple]]:
     return {
         name: [tuple(row) for row in connection.execute(text(sql))] for name, sql in queries.items()
     }
-
-
-def require_logical_wal(engine: Engine) -> None:
-    """Skip where the server cannot serve the WAL capture (CI's second server)."""
-    with engine.connect() as connection:
-        level = connection.scalar(text("SHOW wal_level"))
-    if level != "logical":
-        pytest.skip(f"the test server runs with wal_level = {level}; the WAL capture needs logical")
 
 
 def assert_summaries_match_a_rebuild(engine: Engine) -> None:

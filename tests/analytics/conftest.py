@@ -7,17 +7,10 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-from analytics_data import (
-    BotWriter,
-    ClientFactory,
-    EdgeData,
-    insert_edge_data,
-    require_logical_wal,
-)
+from analytics_data import BotWriter, ClientFactory, EdgeData, insert_edge_data
 from asgi_lifespan import LifespanManager
 from sqlalchemy import Engine
 
-from coursedesk.analytics.folding import set_capture
 from coursedesk.config import Settings
 from coursedesk.db.engine import Database
 from coursedesk.web.app import create_app
@@ -47,20 +40,3 @@ def client_in_timezone(settings: Settings, database: Database) -> ClientFactory:
                 yield http
 
     return open_client
-
-
-@pytest.fixture
-def wal_engine(sync_engine: Engine) -> Engine:
-    """The test database with the capture reading the WAL instead of triggers."""
-    require_logical_wal(sync_engine)
-    assert set_capture(sync_engine, "wal")
-    return sync_engine
-
-
-@pytest.fixture(params=["triggers", "wal"])
-def capture(request: pytest.FixtureRequest, sync_engine: Engine) -> str:
-    """Each capture in turn: a test using it runs once with each."""
-    mode: str = request.param
-    if mode == "wal":
-        request.getfixturevalue("wal_engine")
-    return mode

@@ -41,7 +41,7 @@ def _stats(base_url: str, token: str) -> dict[str, int] | None:
 
 
 def test_figures_follow_the_bot_with_only_serve_running(
-    database_url: str, sync_engine: Engine, tmp_path: Path
+    capture: str, database_url: str, sync_engine: Engine, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
     created = run_coursedesk(database_url, home, "admin", "create-token", "--role", "viewer")

@@ -15,12 +15,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from analytics_data import (
-    BotWriter,
-    assert_summaries_match_a_rebuild,
-    insert_edge_data,
-    require_logical_wal,
-)
+from analytics_data import BotWriter, assert_summaries_match_a_rebuild, insert_edge_data
 from sqlalchemy import Engine, text
 
 from coursedesk.analytics import folding
@@ -364,9 +359,8 @@ def test_a_slot_made_but_not_joined_to_a_rebuild_stops_batches_until_one_is(
 
 
 def test_a_switch_the_server_cannot_serve_safely_is_refused_and_changes_nothing(
-    sync_engine: Engine, database_url: str
+    sync_engine: Engine, database_url: str, logical_wal: None
 ) -> None:
-    require_logical_wal(sync_engine)
     with psycopg.connect(libpq_url(database_url), autocommit=True) as admin:
         kept = admin.execute("SHOW max_slot_wal_keep_size").fetchone()
         assert kept is not None

@@ -161,7 +161,7 @@ async def test_three_workers_together_keep_the_rate(
 
 
 async def test_figures_follow_the_bot_with_only_a_worker_running(
-    sync_engine: Engine, start_process: StartProcess
+    capture: str, sync_engine: Engine, start_process: StartProcess
 ) -> None:
     """No `serve` at all: the worker's folder keeps the summaries within seconds."""
     worker = start_process(rate=50)
