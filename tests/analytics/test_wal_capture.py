@@ -5,12 +5,7 @@ slot and the fold, and a lost slot mended by a rebuild."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import psycopg
@@ -252,55 +247,6 @@ async def test_the_folder_reads_the_wal_and_the_lag_shows_it(
             "SELECT extract(epoch FROM clock_timestamp() - wal_read_at) FROM analytics_fold_state",
         )
         assert 0 <= float(lag) < 5  # type: ignore[arg-type]
-    assert_summaries_match_a_rebuild(wal_engine)
-
-
-FOLDER_SCRIPT = """
-import asyncio, sys
-from coursedesk.analytics.folding import Folder
-from coursedesk.config import load_settings
-from coursedesk.db.engine import create_app_engine
-
-engine = create_app_engine(sys.argv[1], load_settings(), application_name="doomed-folder")
-asyncio.run(Folder(engine, name="doomed", interval=0.05).run())
-"""
-
-
-def test_a_folder_killed_mid_batch_loses_and_repeats_nothing(
-    wal_engine: Engine, database_url: str, tmp_path: Path
-) -> None:
-    events = 60_000
-    _insert_events(wal_engine, events)
-    process = subprocess.Popen(
-        [sys.executable, "-c", FOLDER_SCRIPT, database_url],
-        env=os.environ | {"COURSEDESK_HOME": str(tmp_path)},
-    )
-    try:
-        with psycopg.connect(libpq_url(database_url), autocommit=True) as observer:
-            deadline = time.monotonic() + 60
-            while True:
-                active = observer.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name ="
-                    " 'doomed-folder' AND state = 'active' AND query LIKE '%analytics_fold(%'"
-                ).fetchone()
-                if active and active[0]:
-                    break
-                assert time.monotonic() < deadline, "the folder never started a batch"
-                time.sleep(0.005)
-            process.send_signal(signal.SIGKILL)
-            process.wait(10)
-            deadline = time.monotonic() + 60
-            while observer.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'doomed-folder'"
-            ).fetchone() != (0,):
-                assert time.monotonic() < deadline, "the killed folder's session lingered"
-                time.sleep(0.05)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert _events_counted(wal_engine) in (0, events)
-    fold_pending(wal_engine)
-    assert _events_counted(wal_engine) == events
     assert_summaries_match_a_rebuild(wal_engine)
 
 
