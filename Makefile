@@ -70,6 +70,7 @@ bench: $(STAMP)
 		$(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL))
 	$(BIN)/python bench/bot_writes.py --capture triggers
 	$(BIN)/python bench/bot_writes.py --capture wal
+	$(BIN)/python bench/capture_pgbench.py
 	$(BIN)/python bench/replica_bench.py --users $(SCALE)
 	$(BIN)/python bench/redirect_bench.py
 

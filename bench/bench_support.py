@@ -47,7 +47,14 @@ def recreate_database(admin_url: str, name: str) -> None:
 
 
 def drop_database(admin_url: str, name: str) -> None:
+    """Drop a database, and first the replication slot the capture from the WAL may have
+    made in it: a server keeps WAL for a slot until it is dropped."""
     with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+            " WHERE database = %s",
+            (name,),
+        )
         connection.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
