@@ -28,6 +28,7 @@ from coursedesk.analytics.changes import source_changes
 from coursedesk.analytics.pgoutput import ProtocolError
 from coursedesk.analytics.wal_capture import (
     FOLD_LOCK,
+    SHORT_LOCK_WAIT,
     CaptureLost,
     CaptureMode,
     Pull,
@@ -62,8 +63,6 @@ LOCK = FOLD_LOCK
 # A batch that meets a TRUNCATE marker rebuilds every summary, which at a million users
 # takes longer than any request may; the batches of the folder and the tools may.
 NO_STATEMENT_TIMEOUT = text("SET LOCAL statement_timeout = 0")
-# A request folding its own edit waits a few seconds at most for a batch under way.
-SHORT_LOCK_WAIT = text("SET LOCAL lock_timeout = '3s'")
 FOLD = text("SELECT analytics_fold(:max_rows)")
 REBUILD = text("SELECT analytics_rebuild()")
 TRY_LEAD = text("SELECT pg_try_advisory_lock(:key)")
@@ -242,6 +241,7 @@ async def fold_now(engine: AsyncEngine) -> int:
         async with engine.connect() as plain:
             connection = await plain.execution_options(isolation_level=REPEATABLE_READ)
             while True:
+                # Waits a few seconds at most for a batch under way.
                 batch = await fold_batch(connection, bounds=SHORT_LOCK_WAIT)
                 folded += batch
                 if batch < BATCH_ROWS:

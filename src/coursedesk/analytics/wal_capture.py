@@ -274,8 +274,8 @@ def _append(connection: Connection, transactions: Iterable[Transaction]) -> int:
 # The fold lock (folding.py): batches, rebuilds and every step below that touches the
 # slot take it, so none of them meets another at the slot.
 FOLD_LOCK = text("LOCK TABLE analytics_fold_state IN EXCLUSIVE MODE")
-# The bot's tables are altered by a switch: it gives up rather than keep the bot's
-# statements queued behind it.
+# A switch alters the bot's tables: it gives up after a few seconds rather than keep the
+# bot's statements queued behind it (and a request folding its own edit waits as long).
 SHORT_LOCK_WAIT = text("SET LOCAL lock_timeout = '3s'")
 CREATE_SLOT = text("SELECT pg_create_logical_replication_slot(:slot, 'pgoutput')")
 DROP_SLOT = text(
