@@ -239,11 +239,13 @@ async def test_a_folder_that_stops_on_an_error_gives_the_lease_back(
     failed = asyncio.Event()
     real = folding.fold_batch
 
-    async def failing_once(connection: Any, batch_rows: int | None = folding.BATCH_ROWS) -> int:
+    async def failing_once(
+        connection: Any, batch_rows: int | None = folding.BATCH_ROWS, **options: Any
+    ) -> int:
         if not failed.is_set():
             failed.set()
             raise RuntimeError("something unexpected")
-        return await real(connection, batch_rows)
+        return await real(connection, batch_rows, **options)
 
     monkeypatch.setattr(folding, "fold_batch", failing_once)
     async with run_folder(database.primary, name="test", interval=0.05):

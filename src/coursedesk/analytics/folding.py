@@ -35,8 +35,8 @@ from coursedesk.analytics.wal_capture import (
     advance,
     capture_mode,
     drop_slot,
+    existing_slot,
     is_lock_wait,
-    leftover_slot,
     make_slot,
     publish,
     pull_changes,
@@ -102,12 +102,7 @@ def fold_pending(engine: Engine, *, batch_rows: int = BATCH_ROWS) -> int:
     with engine.connect() as plain:
         connection = plain.execution_options(isolation_level=REPEATABLE_READ)
         while True:
-            try:
-                batch = fold_batch_in(connection, batch_rows)
-            except CaptureLost as lost:
-                log.warning("%s: making it again and rebuilding the summaries", lost)
-                restart_capture(connection)
-                continue
+            batch = fold_or_mend(connection, batch_rows)
             folded += batch
             if batch < batch_rows:
                 return folded
@@ -127,6 +122,21 @@ def fold_batch_in(
         with connection.begin():
             advance(connection, pull)
     return folded
+
+
+def fold_or_mend(
+    connection: Connection,
+    batch_rows: int | None = BATCH_ROWS,
+    bounds: TextClause = NO_STATEMENT_TIMEOUT,
+) -> int:
+    """One batch, as the folder and the tools fold: where the capture's slot is found
+    lost, it is made again with a rebuild, and the batch run after it."""
+    try:
+        return fold_batch_in(connection, batch_rows, bounds)
+    except CaptureLost as lost:
+        log.warning("%s: making it again and rebuilding the summaries", lost)
+        restart_capture(connection)
+        return fold_batch_in(connection, batch_rows, bounds)
 
 
 def fold_in(connection: Connection) -> Pull | None:
@@ -183,7 +193,7 @@ def _switch(connection: Connection, mode: CaptureMode) -> bool:
     with connection.begin():
         current = capture_mode(connection)
     if current == mode:
-        if mode == "triggers" and (leftover := leftover_slot_of(connection)):
+        if mode == "triggers" and (leftover := existing_slot_of(connection)):
             log.warning("dropping %s, left by an earlier capture from the WAL", leftover)
             _stop_reading_the_wal(connection)
         return False
@@ -212,9 +222,9 @@ def _stop_reading_the_wal(connection: Connection) -> None:
         unpublish(connection)
 
 
-def leftover_slot_of(connection: Connection) -> str | None:
+def existing_slot_of(connection: Connection) -> str | None:
     with connection.begin():
-        return leftover_slot(connection)
+        return existing_slot(connection)
 
 
 async def fold_batch(
@@ -222,10 +232,13 @@ async def fold_batch(
     batch_rows: int | None = BATCH_ROWS,
     *,
     bounds: TextClause = NO_STATEMENT_TIMEOUT,
+    mend: bool = False,
 ) -> int:
     """Fold one batch on `connection` (in REPEATABLE READ) and commit it; `bounds` is
-    the SET LOCAL that limits the transaction (by default: none, for the folder)."""
-    return int(await connection.run_sync(fold_batch_in, batch_rows, bounds))
+    the SET LOCAL that limits the transaction (by default: none, for the folder). With
+    `mend`, a lost slot of the capture is made again first (`fold_or_mend`)."""
+    fold = fold_or_mend if mend else fold_batch_in
+    return int(await connection.run_sync(fold, batch_rows, bounds))
 
 
 async def fold_now(engine: AsyncEngine) -> int:
@@ -368,11 +381,7 @@ class Folder:
     async def _fold_forever(self, connection: AsyncConnection) -> None:
         while True:
             try:
-                batch = await fold_batch(connection)
-            except CaptureLost as lost:
-                log.warning("%s: making it again and rebuilding the summaries", lost)
-                await connection.run_sync(restart_capture)
-                continue
+                batch = await fold_batch(connection, mend=True)
             except DBAPIError as exc:
                 if exc.connection_invalidated:
                     raise

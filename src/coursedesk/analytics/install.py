@@ -14,7 +14,13 @@ from sqlalchemy import Connection, text
 
 INSTALL_DIRECTORY = Path(__file__).parent / "sql" / "install"
 CAPTURE_SCRIPT = "1_capture.sql"
-CAPTURED_TABLES = ("bookings", "events", "free_lesson_registrations")
+# The bot's tables, and the source name each one's changes are folded under (the capture
+# triggers' argument in 1_capture.sql).
+CAPTURED_TABLES = {
+    "bookings": "booking",
+    "events": "event",
+    "free_lesson_registrations": "registration",
+}
 
 
 def install_scripts() -> list[tuple[str, str]]:
@@ -42,7 +48,7 @@ def apply_install_scripts(connection: Connection) -> None:
     again."""
     for _, script in install_scripts():
         run_script(connection, script)
-    if capture_reads_wal(connection):
+    if stored_capture_mode(connection) == "wal":
         drop_capture_triggers(connection)
 
 
@@ -58,19 +64,14 @@ def drop_capture_triggers(connection: Connection) -> None:
             )
 
 
-def has_capture_mode(connection: Connection) -> bool:
-    """Whether the database is at migration 0016 or later (analytics_fold_state.capture)."""
+def stored_capture_mode(connection: Connection) -> str | None:
+    """analytics_fold_state.capture, or None before migration 0016 added it."""
     found = connection.execute(
         text(
             "SELECT FROM information_schema.columns WHERE table_schema = current_schema() "
             "AND table_name = 'analytics_fold_state' AND column_name = 'capture'"
         )
     ).first()
-    return found is not None
-
-
-def capture_reads_wal(connection: Connection) -> bool:
-    if not has_capture_mode(connection):
-        return False
-    mode = connection.execute(text("SELECT capture FROM analytics_fold_state")).scalar()
-    return mode == "wal"
+    if found is None:
+        return None
+    return connection.execute(text("SELECT capture FROM analytics_fold_state")).scalar()

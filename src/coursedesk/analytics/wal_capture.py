@@ -36,7 +36,11 @@ from typing import Literal
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import ProgrammingError
 
-from coursedesk.analytics.install import drop_capture_triggers, install_capture_triggers
+from coursedesk.analytics.install import (
+    CAPTURED_TABLES,
+    drop_capture_triggers,
+    install_capture_triggers,
+)
 from coursedesk.analytics.pgoutput import (
     Decoder,
     Transaction,
@@ -45,32 +49,35 @@ from coursedesk.analytics.pgoutput import (
     lsn_value,
     split_frames,
 )
+from coursedesk.db.retry import sqlstate
 from coursedesk.errors import Conflict
 
 log = logging.getLogger(__name__)
 
 CaptureMode = Literal["triggers", "wal"]
 PUBLICATION = "coursedesk_analytics"
-# The bot's tables, and the source name each one's changes are folded under.
-SOURCES = {"bookings": "booking", "events": "event", "free_lesson_registrations": "registration"}
+SOURCES = CAPTURED_TABLES
 INSERT_CHUNK = 5_000
 DUPLICATE_OBJECT = "42710"
 
-READ_MODE = text("SELECT capture, wal_snapshot FROM analytics_fold_state WHERE id = 1")
-SLOT_NAME = text(
-    "SELECT 'coursedesk_analytics_' || oid FROM pg_database WHERE datname = current_database()"
-)
-SLOT_STATUS = text("SELECT wal_status FROM pg_replication_slots WHERE slot_name = :slot")
+READ_MODE = text("SELECT capture FROM analytics_fold_state WHERE id = 1")
+# The database's slot and its state (NULL: there is none). Slots belong to the server, so
+# the name carries the database's oid.
+_SLOT_OF_THIS_DATABASE = """
+    SELECT 'coursedesk_analytics_' || d.oid AS slot, r.wal_status
+    FROM pg_database AS d
+    LEFT JOIN pg_replication_slots AS r ON r.slot_name = 'coursedesk_analytics_' || d.oid
+    WHERE d.datname = current_database()
+"""
+SLOT = text(_SLOT_OF_THIS_DATABASE)
 # The first query of a batch after the fold lock, so the one that takes the batch's
 # snapshot: everything committed before this statement started is in it.
 READ_PULL_STATE = text(
-    """
+    f"""
     SELECT s.capture, s.wal_snapshot, statement_timestamp() AS started_at,
-           current_schema() AS schema, 'coursedesk_analytics_' || d.oid AS slot, r.wal_status,
+           current_schema() AS schema, slot.slot, slot.wal_status,
            to_regclass('pg_temp.fold_pulled') IS NOT NULL AS has_pulled
-    FROM analytics_fold_state AS s
-    JOIN pg_database AS d ON d.datname = current_database()
-    LEFT JOIN pg_replication_slots AS r ON r.slot_name = 'coursedesk_analytics_' || d.oid
+    FROM analytics_fold_state AS s CROSS JOIN ({_SLOT_OF_THIS_DATABASE}) AS slot
     """
 )
 TAKE_SNAPSHOT = text(
@@ -153,8 +160,6 @@ class Pull:
     """What a batch copied from the slot, and where to advance it once committed."""
 
     slot: str
-    transactions: int
-    rows: int
     advance_to: str
 
 
@@ -164,9 +169,19 @@ def capture_mode(connection: Connection) -> CaptureMode:
 
 
 def slot_name(connection: Connection) -> str:
-    """The database's slot: slots belong to the server, so its name carries the
-    database's oid."""
-    return str(connection.execute(SLOT_NAME).scalar_one())
+    return _slot(connection)[0]
+
+
+def existing_slot(connection: Connection) -> str | None:
+    """The name of the database's slot, if it exists."""
+    slot, status = _slot(connection)
+    return slot if status is not None else None
+
+
+def _slot(connection: Connection) -> tuple[str, str | None]:
+    """The database's slot's name and its wal_status (None: there is no slot)."""
+    row = connection.execute(SLOT).one()
+    return str(row.slot), row.wal_status
 
 
 def pull_changes(connection: Connection) -> Pull | None:
@@ -196,8 +211,8 @@ def pull_changes(connection: Connection) -> Pull | None:
     messages = _peek(connection, slot, taken.wal_end)
     advance_to = lsn_value(taken.wal_end)
     read_at: datetime = state.started_at
-    copied = rows = pending_rows = 0
     pending: list[Transaction] = []
+    pending_rows = 0
     for transaction in decode(messages, decoder):
         if previous.sees(transaction.xid):
             continue  # folded by an earlier batch or counted by the rebuild
@@ -207,14 +222,13 @@ def pull_changes(connection: Connection) -> Pull | None:
             read_at = min(read_at, transaction.committed_at)
             continue
         pending.append(transaction)
-        copied += 1
         pending_rows += len(transaction.changes)
         if pending_rows >= INSERT_CHUNK:
-            rows += _append(connection, pending)
+            _append(connection, pending)
             pending, pending_rows = [], 0
-    rows += _append(connection, pending)
+    _append(connection, pending)
     connection.execute(RECORD_PULL, {"snapshot": taken.snapshot, "read_at": read_at})
-    return Pull(slot, copied, rows, lsn_text(advance_to))
+    return Pull(slot, lsn_text(advance_to))
 
 
 def advance(connection: Connection, pull: Pull) -> None:
@@ -252,7 +266,7 @@ def _peek(connection: Connection, slot: str, upto: str) -> Iterator[bytes]:
         yield from split_frames(frames)
 
 
-def _append(connection: Connection, transactions: Iterable[Transaction]) -> int:
+def _append(connection: Connection, transactions: Iterable[Transaction]) -> None:
     changes = [
         (
             committed_at,
@@ -266,7 +280,6 @@ def _append(connection: Connection, transactions: Iterable[Transaction]) -> int:
     ]
     if changes:
         connection.execute(APPEND, {"changes": json.dumps(changes, separators=(",", ":"))})
-    return len(changes)
 
 
 # -- the slot, the publication, and switching ---------------------------------------------
@@ -358,8 +371,7 @@ def make_slot(connection: Connection) -> None:
         connection.execute(NOT_READY)
     with connection.engine.connect() as plain:
         side = plain.execution_options(isolation_level="AUTOCOMMIT")
-        slot = slot_name(side)
-        status = side.execute(SLOT_STATUS, {"slot": slot}).scalar_one_or_none()
+        slot, status = _slot(side)
         if status == "lost":
             log.warning("replication slot %s was lost; making it again", slot)
             side.execute(DROP_SLOT, {"slot": slot})
@@ -367,7 +379,7 @@ def make_slot(connection: Connection) -> None:
             try:
                 side.execute(CREATE_SLOT, {"slot": slot})
             except ProgrammingError as exc:  # made meanwhile by another process
-                if getattr(exc.orig, "sqlstate", None) != DUPLICATE_OBJECT:
+                if sqlstate(exc) != DUPLICATE_OBJECT:
                     raise
     with connection.begin():
         connection.execute(FOLD_LOCK)
@@ -422,27 +434,18 @@ def use_triggers(connection: Connection) -> None:
     connection.execute(USE_TRIGGERS)
 
 
-def leftover_slot(connection: Connection) -> str | None:
-    """The name of a slot of the WAL capture that exists while the capture uses
-    triggers: it keeps WAL for no one."""
-    slot = slot_name(connection)
-    status = connection.execute(SLOT_STATUS, {"slot": slot}).scalar_one_or_none()
-    return slot if status is not None and capture_mode(connection) == "triggers" else None
-
-
 def _altering_the_bots_tables(connection: Connection) -> None:
     connection.execute(SHORT_LOCK_WAIT)
 
 
 def is_lock_wait(exc: BaseException) -> bool:
-    return getattr(getattr(exc, "orig", None), "sqlstate", None) == LOCK_NOT_AVAILABLE
+    return sqlstate(exc) == LOCK_NOT_AVAILABLE
 
 
 def wal_capture_problems(connection: Connection) -> list[str]:
     """What keeps the capture from reading every change of the bot's tables."""
     problems = []
-    slot = slot_name(connection)
-    status = connection.execute(SLOT_STATUS, {"slot": slot}).scalar_one_or_none()
+    slot, status = _slot(connection)
     if status in (None, "lost"):
         problems.append(f"replication slot {slot} is {'missing' if status is None else 'lost'}")
     published = set(

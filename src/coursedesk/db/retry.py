@@ -23,11 +23,14 @@ LOST_RACES = frozenset({"40P01", "40001"})
 ATTEMPTS = 5
 
 
+def sqlstate(exc: BaseException) -> str | None:
+    """The server's error code of a database error SQLAlchemy wrapped (None: no such)."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None)
+
+
 def is_lost_race(exc: BaseException) -> bool:
     """Whether `exc` is a deadlock or serialization failure (its transaction rolled back)."""
-    if not isinstance(exc, DBAPIError):
-        return False
-    return getattr(exc.orig, "sqlstate", None) in LOST_RACES
+    return isinstance(exc, DBAPIError) and sqlstate(exc) in LOST_RACES
 
 
 def backoff_seconds(attempt: int) -> float:

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from coursedesk.analytics.folding import LOCK as FOLD_LOCK
 from coursedesk.analytics.folding import restart_capture
+from coursedesk.analytics.install import CAPTURED_TABLES
 from coursedesk.analytics.wal_capture import capture_mode, drop_slot
 from coursedesk.db.datagen.copydata import COPY_HEADER, COPY_TRAILER, EVENT_COLUMNS
 from coursedesk.db.datagen.plan import GenerationPlan
@@ -32,7 +33,7 @@ from coursedesk.sources.models import Course
 
 DEFAULT_USERS = 2_000
 MAX_USERS = 1_000_000
-SOURCE_TABLES = ("bookings", "events", "free_lesson_registrations")
+SOURCE_TABLES = tuple(CAPTURED_TABLES)
 # Sorting in memory keeps an index build off the disk; this is per build, not per server.
 _INDEX_BUILD_MEMORY = "256MB"
 

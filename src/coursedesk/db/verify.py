@@ -28,8 +28,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 
 from coursedesk.analytics.drift import SUMMARY_TABLES, find_drift
-from coursedesk.analytics.install import capture_reads_wal, has_capture_mode
-from coursedesk.analytics.wal_capture import CaptureLost, leftover_slot, wal_capture_problems
+from coursedesk.analytics.install import stored_capture_mode
+from coursedesk.analytics.wal_capture import CaptureLost, existing_slot, wal_capture_problems
 from coursedesk.db import migrations
 from coursedesk.db.inspect import (
     ColumnInfo,
@@ -281,7 +281,8 @@ def _trigger_checks(connection: Connection) -> Iterator[Check]:
         f"all {len(triggers)} triggers enabled",
     )
     attached = {(row.function, row.table_name) for row in triggers}
-    reads_wal = capture_reads_wal(connection)
+    mode = stored_capture_mode(connection)
+    reads_wal = mode == "wal"
     missing = [
         f"no {function}() trigger on {table}"
         for function, tables in EXPECTED_TRIGGER_FUNCTIONS.items()
@@ -296,7 +297,7 @@ def _trigger_checks(connection: Connection) -> Iterator[Check]:
             if function.startswith("analytics_capture_")
         ]
         missing += wal_capture_problems(connection)
-    elif has_capture_mode(connection) and (slot := leftover_slot(connection)):
+    elif mode == "triggers" and (slot := existing_slot(connection)):
         missing.append(f"replication slot {slot} is left while the capture uses triggers")
     yield from _summary(
         "audit, tally and capture triggers",

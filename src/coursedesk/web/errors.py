@@ -11,7 +11,7 @@ from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from coursedesk.db.retry import is_lost_race
+from coursedesk.db.retry import is_lost_race, sqlstate
 from coursedesk.errors import (
     Conflict,
     DatabaseUnavailable,
@@ -45,7 +45,7 @@ def database_failure(exc: Exception) -> tuple[int, str] | None:
     if isinstance(exc, PoolTimeout):
         log.warning("no database connection free: %s", exc)
         return 503, BUSY
-    if isinstance(exc, DataError) and getattr(exc.orig, "sqlstate", None) in _REFUSED_VALUES:
+    if isinstance(exc, DataError) and sqlstate(exc) in _REFUSED_VALUES:
         return 400, f"a value cannot be stored: {str(exc.orig).splitlines()[0]}"
     return None
 
