@@ -1,7 +1,8 @@
 """A database migrated up from nothing holds exactly what the analytics SQL files define:
 every function, view and trigger they create, each as written there, and nothing the
 migrations left behind (the triggers of 0002 replaced by 0007, say); and the functions of
-the audit and system domains as their files write them."""
+the audit and system domains as their files write them; and each index with the storage
+its model sets."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy import Connection, Engine, text
 
 from coursedesk.analytics.install import apply_install_scripts, install_scripts, run_script
 from coursedesk.audit.install import SOURCE_CHANGE_FUNCTION
+from coursedesk.db.registry import metadata
 from coursedesk.system.install import SCRIPT_RUNS_FUNCTION
 
 _DEFINED = re.compile(
@@ -87,3 +89,25 @@ def test_upgrade_from_base_holds_the_audit_and_script_functions_as_written(
             run_script(connection, path.read_text(encoding="utf-8"))
         assert _functions(connection, names) == migrated
         connection.rollback()
+
+
+def test_upgrade_from_base_gives_each_index_the_storage_its_model_sets(
+    sync_engine: Engine,
+) -> None:
+    wanted = {
+        index.name: {name: str(value) for name, value in options.items()}
+        for table in metadata().tables.values()
+        for index in table.indexes
+        if (options := index.dialect_options["postgresql"]["with"])
+    }
+    assert wanted, "no model sets an index's storage"
+    with sync_engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT relname, reloptions FROM pg_class WHERE relname = ANY(:names)"),
+            {"names": list(wanted)},
+        )
+        found = {
+            row.relname: dict(option.split("=", 1) for option in row.reloptions or [])
+            for row in rows
+        }
+    assert found == wanted

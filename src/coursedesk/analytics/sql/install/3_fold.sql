@@ -12,9 +12,13 @@
 -- 1. rows added for a user merge into their summary: counts add up, first_seen and
 --    last_seen take the min and max, names and stream the value of the most recent row
 --    (time, then row id); the order in which rows arrive changes nothing;
--- 2. a user with a row updated or deleted is recomputed from the source tables, which
---    the same snapshot shows with exactly the changes this batch consumes (all of that
---    user's visible change rows are taken for it);
+-- 2. a row updated or deleted comes back as its old version with sign -1 (and the new
+--    one with +1). All of that user's visible change rows are taken with it, so the old
+--    version is either in their summary already or in this batch, where the two cancel.
+--    It is then subtracted like a count, unless it may have been the row that decided
+--    a value that does not add up (first or last seen, name, stream): that user is
+--    recomputed from the source tables, which the same snapshot shows with exactly the
+--    changes this batch consumes;
 -- 3. grouped counters add signed rows (+1 new, -1 old); distinct users per group come
 --    from member rows (group, user, rows): a user joins a group when their count rises
 --    from zero and leaves it when the count falls back to zero;
@@ -231,8 +235,9 @@ BEGIN
         RETURN taken;
     END IF;
 
-    -- A user recomputed from this snapshot must have every visible change row consumed
-    -- with it: one left for a later batch would be counted twice.
+    -- A user with a row taken back has every visible change row consumed with it: the
+    -- old version is then folded already or in this batch, and a user recomputed from
+    -- this snapshot has no row left for a later batch to count twice.
     WITH retracted AS (
         SELECT DISTINCT user_id FROM fold_batch WHERE sign < 0 AND user_id IS NOT NULL
     ),
@@ -257,8 +262,29 @@ BEGIN
              confirmed, referral_code, discount_percent, event_type, lesson_type, lesson_date
     HAVING sum(sign) <> 0;
 
+    -- A row taken back is subtracted like any count, unless it may have been the row a
+    -- figure that does not add up was taken from: the user's first or last time seen,
+    -- or the row their name or stream came from. Then the user is recomputed. The new
+    -- version of the same row (same source, id, user and time), where there is one,
+    -- keeps what it agrees on: a booking confirmed or cancelled changes counts alone.
     INSERT INTO fold_recomputed
-    SELECT DISTINCT user_id FROM fold_net WHERE sign < 0 AND user_id IS NOT NULL;
+    SELECT DISTINCT r.user_id
+    FROM fold_net AS r
+    LEFT JOIN user_summaries AS s ON s.user_id = r.user_id
+    LEFT JOIN fold_net AS a
+        ON a.sign > 0 AND a.source = r.source AND a.row_id = r.row_id
+       AND a.user_id = r.user_id AND a.at = r.at
+    WHERE r.sign < 0 AND r.user_id IS NOT NULL
+      AND (s.user_id IS NULL
+           OR (a.row_id IS NULL AND (r.at <= s.first_seen OR r.at >= s.last_seen))
+           OR ((r.at, r.row_id) = (s.username_at, s.username_row)
+               AND a.username IS DISTINCT FROM r.username)
+           OR ((r.at, r.row_id) = (s.first_name_at, s.first_name_row)
+               AND a.first_name IS DISTINCT FROM r.first_name)
+           OR (r.source = 'booking'
+               AND (r.at, r.row_id) = (s.stream_booking_at, s.stream_booking_id)
+               AND (a.row_id IS NULL OR a.confirmed = -1
+                    OR a.course_stream IS DISTINCT FROM r.course_stream)));
 
     INSERT INTO fold_users_before
     SELECT s.user_id, s.status, s.course_stream, s.first_seen,
@@ -304,7 +330,7 @@ BEGIN
     ),
     named AS (
         SELECT user_id, username, first_name, at, row_id FROM added
-        WHERE source IN ('booking', 'registration')
+        WHERE source IN ('booking', 'registration') AND sign > 0
     ),
     latest_username AS (
         SELECT DISTINCT ON (user_id) user_id, username, at, row_id FROM named
@@ -316,7 +342,8 @@ BEGIN
     ),
     latest_stream AS (
         SELECT DISTINCT ON (user_id) user_id, course_stream, at, row_id FROM added
-        WHERE source = 'booking' AND confirmed <> -1 ORDER BY user_id, at DESC, row_id DESC
+        WHERE source = 'booking' AND confirmed <> -1 AND sign > 0
+        ORDER BY user_id, at DESC, row_id DESC
     )
     INSERT INTO user_summaries AS s (
         user_id, first_seen, last_seen, bookings_count, confirmed_bookings, pending_bookings,
