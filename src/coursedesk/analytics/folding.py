@@ -72,8 +72,8 @@ RECORD_FAILURE = text(
 )
 READ_STATE = text(
     """
-    SELECT CASE WHEN s.capture = 'wal' THEN s.wal_read_at
-                ELSE (SELECT min(captured_at) FROM analytics_changes) END AS oldest_change,
+    SELECT least(CASE WHEN s.capture = 'wal' THEN s.wal_read_at END,
+                 (SELECT min(captured_at) FROM analytics_changes)) AS oldest_change,
            clock_timestamp() AS now, s.folder, s.folder_since, s.folded_at, s.folded_rows,
            s.error, s.failed_at
     FROM analytics_fold_state AS s
