@@ -13,7 +13,7 @@ import pytest
 from analytics_data import BotWriter, assert_summaries_match_a_rebuild, insert_edge_data
 from sqlalchemy import Engine, text
 
-from coursedesk.analytics import folding
+from coursedesk.analytics import folding, wal_capture
 from coursedesk.analytics.folding import fold_pending, rebuild_summaries, set_capture
 from coursedesk.analytics.folding import folding as run_folder
 from coursedesk.analytics.pgoutput import ProtocolError
@@ -357,3 +357,28 @@ async def test_a_change_row_left_in_the_log_shows_in_the_lag_until_it_is_folded(
     health = (await client.get("/api/health")).json()
     assert health["status"] == "ok"
     assert 0 <= health["analytics_lag_seconds"] < 10
+
+
+def test_a_batch_moves_the_slots_restart_point_up_to_what_it_folded(
+    wal_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Decoding starts at restart_lsn, which the server moves on only every 15 s under
+    # load; a batch finding the slot further behind than the bound writes the record
+    # that lets its advance move it (PostgreSQL 16 and later).
+    if int(str(_scalar(wal_engine, "SHOW server_version_num"))) < 160000:
+        pytest.skip("pg_log_standby_snapshot() came with PostgreSQL 16")
+    monkeypatch.setattr(wal_capture, "RESTART_LAG_BOUND", 0)
+    fold_pending(wal_engine)
+    before = str(_scalar(wal_engine, "SELECT pg_current_wal_lsn()"))
+    _insert_events(wal_engine, 500)
+    fold_pending(wal_engine)
+    with wal_engine.connect() as connection:
+        moved = connection.scalar(
+            text(
+                "SELECT restart_lsn >= CAST(:before AS pg_lsn) FROM pg_replication_slots"
+                " WHERE slot_name = :slot"
+            ),
+            {"before": before, "slot": slot_name(connection)},
+        )
+    assert moved is True
+    assert _events_counted(wal_engine) == 500

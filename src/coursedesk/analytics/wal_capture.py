@@ -64,7 +64,8 @@ READ_MODE = text("SELECT capture FROM analytics_fold_state WHERE id = 1")
 # The database's slot and its state (NULL: there is none). Slots belong to the server, so
 # the name carries the database's oid.
 _SLOT_OF_THIS_DATABASE = """
-    SELECT 'coursedesk_analytics_' || d.oid AS slot, r.wal_status
+    SELECT 'coursedesk_analytics_' || d.oid AS slot, r.wal_status,
+           pg_wal_lsn_diff(r.confirmed_flush_lsn, r.restart_lsn) AS restart_lag
     FROM pg_database AS d
     LEFT JOIN pg_replication_slots AS r ON r.slot_name = 'coursedesk_analytics_' || d.oid
     WHERE d.datname = current_database()
@@ -75,11 +76,21 @@ SLOT = text(_SLOT_OF_THIS_DATABASE)
 READ_PULL_STATE = text(
     f"""
     SELECT s.capture, s.wal_snapshot, statement_timestamp() AS started_at,
-           current_schema() AS schema, slot.slot, slot.wal_status,
-           to_regclass('pg_temp.fold_pulled') IS NOT NULL AS has_pulled
+           current_schema() AS schema, slot.slot, slot.wal_status, slot.restart_lag,
+           to_regclass('pg_temp.fold_pulled') IS NOT NULL AS has_pulled,
+           coalesce(has_function_privilege(
+               to_regprocedure('pg_log_standby_snapshot()'), 'EXECUTE'), false)
+               AS can_log_running
     FROM analytics_fold_state AS s CROSS JOIN ({_SLOT_OF_THIS_DATABASE}) AS slot
     """
 )
+# Decoding (a peek and an advance alike) starts at the slot's restart_lsn, which moves on
+# only past a record of the transactions running then: the server writes one every 15 s
+# and at checkpoints, and under heavy writes every batch would read that much WAL again.
+# Where the slot lags further than this, a batch writes such a record (PostgreSQL 16 and
+# later, for a role allowed to), and the advance after it moves restart_lsn up to it.
+RESTART_LAG_BOUND = 8 * 1024 * 1024
+LOG_RUNNING = text("SELECT pg_log_standby_snapshot()")
 TAKE_SNAPSHOT = text(
     "SELECT pg_current_snapshot()::text AS snapshot, pg_current_wal_insert_lsn()::text AS wal_end"
 )
@@ -201,6 +212,8 @@ def pull_changes(connection: Connection) -> Pull | None:
     # The slot is advanced once this commits: the commit must be as durable as that.
     connection.execute(text("SET LOCAL synchronous_commit = on"))
     previous = Snapshot.parse(state.wal_snapshot)
+    if state.can_log_running and (state.restart_lag or 0) > RESTART_LAG_BOUND:
+        connection.execute(LOG_RUNNING)
     taken = connection.execute(TAKE_SNAPSHOT).one()
     current = Snapshot.parse(taken.snapshot)
     _flush_to(connection, taken.wal_end)

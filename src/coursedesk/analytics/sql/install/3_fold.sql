@@ -276,7 +276,7 @@ BEGIN
        AND a.user_id = r.user_id AND a.at = r.at
     WHERE r.sign < 0 AND r.user_id IS NOT NULL
       AND (s.user_id IS NULL
-           OR (a.row_id IS NULL AND (r.at <= s.first_seen OR r.at >= s.last_seen))
+           OR (a.row_id IS NULL AND (r.at <= s.first_seen OR r.at >= s.last_seen) IS NOT FALSE)
            OR ((r.at, r.row_id) = (s.username_at, s.username_row)
                AND a.username IS DISTINCT FROM r.username)
            OR ((r.at, r.row_id) = (s.first_name_at, s.first_name_row)
