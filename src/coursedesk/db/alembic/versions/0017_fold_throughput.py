@@ -8,7 +8,8 @@ Create Date: 2026-12-12 09:00:00.000000
   source tables only where the old version of a row may have decided their first or last
   time seen, their name or their stream (analytics/sql/install/3_fold.sql); any other
   old version, such as a pending booking's before it was confirmed, is subtracted like a
-  count.
+  count; analytics_read_taken() reads a change row's values by key instead of as three
+  records.
 - The three GIN indexes of user_names take new entries into a pending list of at most
   1 MB (fastupdate), merged into the index a list at a time, by the insert that finds it
   full or by autovacuum. Only the fold writes user_names, so it is the fold that pays for
