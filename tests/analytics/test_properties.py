@@ -222,9 +222,10 @@ def test_every_figure_matches_plain_python(
         with sync_engine.begin() as connection:
             _apply(connection, operation)
         # Batches of one operation and of several, as the folder would meet them, and
-        # (from the change log) batches of a few rows that cut through a transaction's.
+        # (from the change log) batches of one to three rows, which cut through a
+        # transaction's rows and split an update's old and new versions.
         if number % 2:
-            fold_pending(sync_engine, batch_rows=1 + number % 4)
+            fold_pending(sync_engine, batch_rows=1 + number // 2 % 3)
     fold_pending(sync_engine)
     with sync_engine.begin() as connection:
         actual = _figures(connection, timezone)

@@ -88,7 +88,8 @@ READ_PULL_STATE = text(
 # only past a record of the transactions running then: the server writes one every 15 s
 # and at checkpoints, and under heavy writes every batch would read that much WAL again.
 # Where the slot lags further than this, a batch writes such a record (PostgreSQL 16 and
-# later, for a role allowed to), and the advance after it moves restart_lsn up to it.
+# later, for a role allowed to), and the first advance past it moves restart_lsn up to it
+# (this batch's, or the next one's where a commit came between).
 RESTART_LAG_BOUND = 8 * 1024 * 1024
 LOG_RUNNING = text("SELECT pg_log_standby_snapshot()")
 TAKE_SNAPSHOT = text(
