@@ -22,6 +22,7 @@ from typing import Any
 POSTGRES_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 JSON_TYPES = frozenset({114, 3802})  # json, jsonb: kept as structure, not as text
 _TEXT, _NULL, _UNCHANGED = ord("t"), ord("n"), ord("u")
+_ROW_CHANGES = frozenset({b"I", b"U", b"D"})
 
 Row = dict[str, Any]
 
@@ -36,6 +37,10 @@ class Relation:
     name: str
     columns: tuple[str, ...]
     json_columns: frozenset[str]
+    # The name its changes are reported under; None: a table not asked for.
+    source: str | None
+    # Each column with whether its values are JSON, in order: what the tuple reader walks.
+    layout: tuple[tuple[str, bool], ...]
 
 
 @dataclass(frozen=True)
@@ -63,8 +68,8 @@ _INT64 = struct.Struct(">q")
 
 
 class _Reader:
-    """A message read front to back; `data` and `at` are open to the tuple reader, which
-    reads every value of every row and is the hot path."""
+    """A message read front to back: the few that are not row changes (those, nearly all
+    of them, `_tuple` reads straight off the bytes)."""
 
     def __init__(self, data: bytes) -> None:
         self.data = data
@@ -124,64 +129,66 @@ class Decoder:
 
     def feed(self, message: bytes) -> Transaction | None:
         """Read one message; answers the transaction it commits, if it is a COMMIT."""
+        kind = message[:1]
+        if kind in _ROW_CHANGES:  # nearly every message: read without a _Reader
+            self._row_change(kind, message)
+            return None
         reader = _Reader(message)
-        kind = reader.byte()
-        if kind == "B":
+        reader.at = 1
+        if kind == b"B":
             final_lsn = reader.int64()
             committed_at = POSTGRES_EPOCH + timedelta(microseconds=reader.int64())
             self._open = Transaction(reader.uint32(), final_lsn, committed_at)
             return None
-        if kind == "C":
+        if kind == b"C":
             done, self._open = self._transaction(), None
             return done
-        if kind == "R":
+        if kind == b"R":
             self._read_relation(reader)
-        elif kind == "I":
-            relation = self._relation(reader.int32())
-            self._expect(reader, "N")
-            new = self._tuple(reader, relation, None)
-            self._add(relation, 1, new)
-        elif kind == "U":
-            relation = self._relation(reader.int32())
-            tag = reader.byte()
-            if tag != "O":
-                raise ProtocolError(
-                    f"an UPDATE of {relation.name} without its whole old row: the table "
-                    "needs REPLICA IDENTITY FULL"
-                )
-            old = self._tuple(reader, relation, None)
-            self._expect(reader, "N")
-            self._add(relation, -1, old)
-            self._add(relation, 1, self._tuple(reader, relation, old))
-        elif kind == "D":
-            relation = self._relation(reader.int32())
-            if reader.byte() != "O":
-                raise ProtocolError(
-                    f"a DELETE of {relation.name} without its old row: the table needs "
-                    "REPLICA IDENTITY FULL"
-                )
-            self._add(relation, -1, self._tuple(reader, relation, None))
-        elif kind == "T":
+        elif kind == b"T":
             count = reader.int32()
             reader.byte()  # CASCADE, RESTART IDENTITY: the same to the figures
             for _ in range(count):
                 truncated = self._relations.get(reader.int32())
-                if truncated is not None and self._wanted(truncated):
-                    self._add(truncated, 0, None)
+                if truncated is not None and truncated.source is not None:
+                    self._transaction().changes.append(Change(truncated.source, 0, None))
         # O (origin), Y (type) and anything later versions add: nothing to count.
         return None
+
+    def _row_change(self, kind: bytes, message: bytes) -> None:
+        """An INSERT (I, N and the new row), UPDATE (U, O and the whole old row, N and the
+        new one) or DELETE (D, O and the old row) of a table asked for; those of other
+        tables are read past."""
+        if len(message) < 6:
+            raise ProtocolError("message ends early")
+        relation = self._relation(_INT32.unpack_from(message, 1)[0])
+        if relation.source is None:
+            return
+        changes = self._transaction().changes
+        tag = message[5:6]
+        if kind == b"I":
+            if tag != b"N":
+                raise ProtocolError(f"expected tuple 'N', found {tag.decode(errors='replace')!r}")
+            new, _ = _tuple(message, 6, relation, None)
+            changes.append(Change(relation.source, 1, new))
+            return
+        if tag != b"O":
+            raise ProtocolError(
+                f"{'an UPDATE' if kind == b'U' else 'a DELETE'} of {relation.name} without "
+                "its whole old row: the table needs REPLICA IDENTITY FULL"
+            )
+        old, at = _tuple(message, 6, relation, None)
+        changes.append(Change(relation.source, -1, old))
+        if kind == b"U":
+            if (found := message[at : at + 1]) != b"N":
+                raise ProtocolError(f"expected tuple 'N', found {found.decode(errors='replace')!r}")
+            new, _ = _tuple(message, at + 1, relation, old)
+            changes.append(Change(relation.source, 1, new))
 
     def _transaction(self) -> Transaction:
         if self._open is None:
             raise ProtocolError("a change outside a transaction")
         return self._open
-
-    def _wanted(self, relation: Relation) -> bool:
-        return relation.namespace == self._namespace and relation.name in self._tables
-
-    def _add(self, relation: Relation, sign: int, row: Row | None) -> None:
-        if self._wanted(relation):
-            self._transaction().changes.append(Change(self._tables[relation.name], sign, row))
 
     def _read_relation(self, reader: _Reader) -> None:
         oid = reader.int32()
@@ -196,7 +203,15 @@ class Decoder:
                 json_columns.add(column)
             reader.int32()  # type modifier
             columns.append(column)
-        self._relations[oid] = Relation(namespace, name, tuple(columns), frozenset(json_columns))
+        source = self._tables.get(name) if namespace == self._namespace else None
+        self._relations[oid] = Relation(
+            namespace,
+            name,
+            tuple(columns),
+            frozenset(json_columns),
+            source,
+            tuple((column, column in json_columns) for column in columns),
+        )
 
     def _relation(self, oid: int) -> Relation:
         try:
@@ -204,45 +219,43 @@ class Decoder:
         except KeyError:
             raise ProtocolError(f"a change of relation {oid} before its description") from None
 
-    @staticmethod
-    def _expect(reader: _Reader, tag: str) -> None:
-        if (found := reader.byte()) != tag:
-            raise ProtocolError(f"expected tuple {tag!r}, found {found!r}")
 
-    @staticmethod
-    def _tuple(reader: _Reader, relation: Relation, old: Row | None) -> Row:
-        count = reader.int16()
-        columns = relation.columns
-        if count != len(columns):
-            raise ProtocolError(f"{relation.name}: {count} values for {len(columns)} columns")
-        data, at, end = reader.data, reader.at, len(reader.data)
-        row: Row = {}
-        try:
-            for column in columns:
-                kind = data[at]
-                at += 1
-                if kind == _TEXT:
-                    length = _INT32.unpack_from(data, at)[0]
-                    at += 4
-                    if at + length > end:
-                        raise ProtocolError("message ends early")
-                    value = data[at : at + length].decode()
-                    at += length
-                    row[column] = json.loads(value) if column in relation.json_columns else value
-                elif kind == _NULL:
-                    row[column] = None
-                elif kind == _UNCHANGED:  # a TOASTed value the UPDATE left as it was
-                    if old is None:
-                        raise ProtocolError(
-                            f"{relation.name}.{column}: unchanged value without the old row"
-                        )
-                    row[column] = old[column]
-                else:
-                    raise ProtocolError(f"{relation.name}.{column}: value of kind {chr(kind)!r}")
-        except (IndexError, struct.error):
-            raise ProtocolError("message ends early") from None
-        reader.at = at
-        return row
+def _tuple(data: bytes, at: int, relation: Relation, old: Row | None) -> tuple[Row, int]:
+    """The row of TupleData starting at `at` in `data`, and where it ends. A value the
+    UPDATE left unchanged (TOASTed) is taken from `old`."""
+    end = len(data)
+    row: Row = {}
+    try:
+        count = _INT16.unpack_from(data, at)[0]
+        at += 2
+        if count != len(relation.layout):
+            raise ProtocolError(
+                f"{relation.name}: {count} values for {len(relation.layout)} columns"
+            )
+        for column, is_json in relation.layout:
+            kind = data[at]
+            at += 1
+            if kind == _TEXT:
+                length = _INT32.unpack_from(data, at)[0]
+                at += 4
+                if at + length > end:
+                    raise ProtocolError("message ends early")
+                value = data[at : at + length].decode()
+                at += length
+                row[column] = json.loads(value) if is_json else value
+            elif kind == _NULL:
+                row[column] = None
+            elif kind == _UNCHANGED:  # a TOASTed value the UPDATE left as it was
+                if old is None:
+                    raise ProtocolError(
+                        f"{relation.name}.{column}: unchanged value without the old row"
+                    )
+                row[column] = old[column]
+            else:
+                raise ProtocolError(f"{relation.name}.{column}: value of kind {chr(kind)!r}")
+    except (IndexError, struct.error):
+        raise ProtocolError("message ends early") from None
+    return row, at
 
 
 def split_frames(frames: bytes) -> Iterator[bytes]:
