@@ -33,10 +33,7 @@ class ProtocolError(ValueError):
 
 @dataclass(frozen=True)
 class Relation:
-    namespace: str
     name: str
-    columns: tuple[str, ...]
-    json_columns: frozenset[str]
     # The name its changes are reported under; None: a table not asked for.
     source: str | None
     # Each column with whether its values are JSON, in order: what the tuple reader walks.
@@ -194,24 +191,14 @@ class Decoder:
         oid = reader.int32()
         namespace, name = reader.string(), reader.string()
         reader.byte()  # replica identity
-        columns: list[str] = []
-        json_columns: set[str] = set()
+        layout: list[tuple[str, bool]] = []
         for _ in range(reader.int16()):
             reader.byte()  # flags
             column = reader.string()
-            if reader.int32() in JSON_TYPES:
-                json_columns.add(column)
+            layout.append((column, reader.int32() in JSON_TYPES))
             reader.int32()  # type modifier
-            columns.append(column)
         source = self._tables.get(name) if namespace == self._namespace else None
-        self._relations[oid] = Relation(
-            namespace,
-            name,
-            tuple(columns),
-            frozenset(json_columns),
-            source,
-            tuple((column, column in json_columns) for column in columns),
-        )
+        self._relations[oid] = Relation(name, source, tuple(layout))
 
     def _relation(self, oid: int) -> Relation:
         try:

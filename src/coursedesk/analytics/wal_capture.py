@@ -56,7 +56,6 @@ log = logging.getLogger(__name__)
 
 CaptureMode = Literal["triggers", "wal"]
 PUBLICATION = "coursedesk_analytics"
-SOURCES = CAPTURED_TABLES
 INSERT_CHUNK = 5_000
 DUPLICATE_OBJECT = "42710"
 
@@ -221,7 +220,7 @@ def pull_changes(connection: Connection) -> Pull | None:
 
     if not state.has_pulled:
         connection.execute(MAKE_PULLED)
-    decoder = Decoder(SOURCES, namespace=state.schema)
+    decoder = Decoder(CAPTURED_TABLES, namespace=state.schema)
     messages = _peek(connection, slot, taken.wal_end)
     advance_to = lsn_value(taken.wal_end)
     read_at: datetime = state.started_at
@@ -361,7 +360,7 @@ def require_wal_capture(connection: Connection) -> None:
             "AND relname = ANY(:tables) AND NOT pg_has_role(current_user, relowner, 'USAGE') "
             "ORDER BY relname"
         ),
-        {"tables": list(SOURCES)},
+        {"tables": list(CAPTURED_TABLES)},
     ).scalars()
     if names := list(foreign):
         raise Conflict(
@@ -418,15 +417,16 @@ def publish(connection: Connection) -> None:
         text("SELECT FROM pg_publication WHERE pubname = :name"), {"name": PUBLICATION}
     ).first()
     if exists is None:
-        connection.execute(text(f"CREATE PUBLICATION {PUBLICATION} FOR TABLE {', '.join(SOURCES)}"))
-    for table in SOURCES:
+        tables = ", ".join(CAPTURED_TABLES)
+        connection.execute(text(f"CREATE PUBLICATION {PUBLICATION} FOR TABLE {tables}"))
+    for table in CAPTURED_TABLES:
         connection.execute(text(f'ALTER TABLE "{table}" REPLICA IDENTITY FULL'))
 
 
 def unpublish(connection: Connection) -> None:
     """In a transaction: the publication gone, the bot's tables logging as before."""
     _altering_the_bots_tables(connection)
-    for table in SOURCES:
+    for table in CAPTURED_TABLES:
         connection.execute(text(f'ALTER TABLE "{table}" REPLICA IDENTITY DEFAULT'))
     connection.execute(text(f"DROP PUBLICATION IF EXISTS {PUBLICATION}"))
 
@@ -473,7 +473,7 @@ def wal_capture_problems(connection: Connection) -> list[str]:
     )
     problems += [
         f"{table} is not in publication {PUBLICATION}"
-        for table in SOURCES
+        for table in CAPTURED_TABLES
         if table not in published
     ]
     identities = connection.execute(
@@ -481,7 +481,7 @@ def wal_capture_problems(connection: Connection) -> list[str]:
             "SELECT relname, relreplident FROM pg_class "
             "WHERE relnamespace = current_schema()::regnamespace AND relname = ANY(:tables)"
         ),
-        {"tables": list(SOURCES)},
+        {"tables": list(CAPTURED_TABLES)},
     ).all()
     problems += [
         f"{row.relname} does not log whole old rows (REPLICA IDENTITY FULL)"
