@@ -16,7 +16,7 @@ from psycopg import sql
 from coursedesk.config import load_settings
 from coursedesk.db import migrations
 from coursedesk.db.datagen.plan import GenerationPlan
-from coursedesk.db.embedded import server_url, start_embedded
+from coursedesk.db.embedded import drop_database, server_url, start_embedded
 from coursedesk.db.engine import create_tool_engine, libpq_url
 from coursedesk.db.seed import LoadHooks, SeedResult, seed_database
 
@@ -44,20 +44,6 @@ def recreate_database(admin_url: str, name: str) -> None:
     drop_database(admin_url, name)
     with psycopg.connect(admin_url, autocommit=True) as connection:
         connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def drop_database(admin_url: str, name: str) -> None:
-    """Drop a database, and first the replication slot the capture from the WAL may have
-    made in it: a server keeps WAL for a slot until it is dropped."""
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
-            " WHERE database = %s",
-            (name,),
-        )
-        connection.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
 
 
 def migrate(url: str, revision: str = "head") -> None:

@@ -26,7 +26,7 @@ from coursedesk.accounts.service import create_token
 from coursedesk.analytics.folding import set_capture
 from coursedesk.config import Settings, load_settings
 from coursedesk.db import migrations
-from coursedesk.db.embedded import server_url, start_embedded
+from coursedesk.db.embedded import drop_database, server_url, start_embedded
 from coursedesk.db.engine import Database, create_app_engine, create_tool_engine, libpq_url
 from coursedesk.web.app import create_app
 
@@ -78,21 +78,6 @@ def new_database(server_admin_url: str, template: str | None) -> str:
         )
     _admin_execute(server_admin_url, statement)
     return name
-
-
-def drop_database(server_admin_url: str, name: str) -> None:
-    """Drop a test's database, and first the replication slot the WAL capture may have
-    made in it (a database with a slot cannot be dropped)."""
-    with psycopg.connect(server_admin_url, autocommit=True) as conn:
-        conn.execute(
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
-            " WHERE database = %s",
-            (name,),
-        )
-    _admin_execute(
-        server_admin_url,
-        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)),
-    )
 
 
 @pytest.fixture

@@ -107,3 +107,18 @@ def ensure_database(admin_url: str, name: str) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
             log.debug("database %s was created concurrently", name)
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    """Drop database `name` if it exists, its sessions ended, and first the replication
+    slot the capture from the WAL may have made in it: a database with a slot cannot be
+    dropped, and the server would keep WAL for the slot until it is."""
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+            " WHERE database = %s",
+            (name,),
+        )
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
