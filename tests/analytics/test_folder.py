@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -33,6 +34,14 @@ POISON = (
     "INSERT INTO analytics_changes (source, sign, data)"
     """ VALUES ('booking', 1, '{"id": 1, "confirmed": 2, "created_at": "2026-01-01T10:00:00Z"}')"""
 )
+
+
+async def _system_says(client: httpx.AsyncClient, headers: dict[str, str]) -> str:
+    """The text of the system page's analytics figures section."""
+    page = await client.get("/system", headers=headers)
+    assert page.status_code == 200
+    section = page.text.split('id="analytics"', 1)[1].split("</section>", 1)[0]
+    return " ".join(re.sub(r"<[^>]+>", " ", section).split())
 
 
 def _scalar(engine: Engine, sql: str) -> object:
@@ -177,6 +186,14 @@ async def test_a_row_that_cannot_be_folded_stops_the_folder_and_says_so(
             assert _scalar(sync_engine, "SELECT count(*) FROM event_type_figures") == 0
             metrics = (await client.get("/metrics", headers=admin_headers)).text
             assert "coursedesk_analytics_fold_failing 1.0" in metrics
+            block = await client.get("/dashboard/blocks/freshness", headers=admin_headers)
+            assert "updating them fails (23502: " in block.text
+            assert 'see <a href="/system#analytics">System</a>' in block.text
+            system = await _system_says(client, admin_headers)
+            assert "Failing" in system and "Folding fails (last tried " in system
+            assert "23502: " in system and "course_members" in system
+            captured = "From the WAL" if capture == "wal" else "By triggers"
+            assert f"Capture {captured}" in system
             with sync_engine.begin() as connection:
                 connection.execute(
                     text("DELETE FROM analytics_changes WHERE data ->> 'user_id' IS NULL")
@@ -223,11 +240,21 @@ async def test_health_metrics_and_dashboard_say_how_far_behind_the_figures_are(
     block = await client.get("/dashboard/blocks/freshness", headers=admin_headers)
     assert block.status_code == 200
     assert "Figures as of" in block.text and "behind the bot" in block.text
+    system = await _system_says(client, admin_headers)
+    assert "Behind" in system and "s behind the bot" in system
+    assert "Folded by No process has folded yet" in system
+    assert "Capture By triggers" in system
+    # Where the server could read the WAL instead, the page says how.
+    level = _scalar(sync_engine, "SHOW wal_level")
+    assert ("coursedesk db capture wal takes" in system) == (level == "logical")
     fold_pending(sync_engine)
     health = (await client.get("/api/health")).json()
     assert (health["status"], health["analytics_lag_seconds"]) == ("ok", 0)
     block = await client.get("/dashboard/blocks/freshness", headers=admin_headers)
     assert block.text.strip() == ""
+    system = await _system_says(client, admin_headers)
+    assert "Up to date" in system and "Figures as of Now: every change is folded" in system
+    assert "1 change folded in all" in system
 
 
 async def test_a_folder_that_stops_on_an_error_gives_the_lease_back(

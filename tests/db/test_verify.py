@@ -279,11 +279,13 @@ def test_rebuild_summaries_mends_drift(
 def test_the_capture_command_switches_where_the_server_can_and_says_why_where_not(
     database_url: str, tmp_path: Path, sync_engine: Engine
 ) -> None:
+    with sync_engine.connect() as connection:
+        level = connection.scalar(text("SHOW wal_level"))
     shown = run_coursedesk(database_url, tmp_path, "db", "capture")
     assert shown.returncode == 0, shown.stderr
     assert "reads the bot's changes from: triggers" in shown.stdout
-    with sync_engine.connect() as connection:
-        level = connection.scalar(text("SHOW wal_level"))
+    # Where the server could read the WAL, it says so.
+    assert ("`coursedesk db capture wal` takes" in shown.stdout) == (level == "logical")
     switched = run_coursedesk(database_url, tmp_path, "db", "capture", "wal")
     if level != "logical":  # the second server of CI runs with wal_level = replica
         assert switched.returncode == 1
@@ -296,6 +298,9 @@ def test_the_capture_command_switches_where_the_server_can_and_says_why_where_no
         return
     assert switched.returncode == 0, switched.stderr
     assert "reads from wal; summaries rebuilt" in switched.stdout
+    shown = run_coursedesk(database_url, tmp_path, "db", "capture")
+    assert (shown.returncode, shown.stderr) == (0, "")
+    assert shown.stdout == "the analytics capture reads the bot's changes from: wal\n"
     _execute(sync_engine, "INSERT INTO events (user_id, event_type) VALUES (80, 'start')")
     fold_pending(sync_engine)
     report = verify(sync_engine)

@@ -174,9 +174,32 @@ class Pull:
     advance_to: str
 
 
+@dataclass(frozen=True)
+class CaptureState:
+    """How the capture reads the bot's changes, and what is wrong with it."""
+
+    mode: CaptureMode
+    # With the capture from the WAL: what keeps it from reading every change.
+    problems: tuple[str, ...]
+    # With the capture by triggers: why the server or the role cannot read the WAL
+    # (None: `db capture wal` would take the triggers off the bot's tables).
+    wal_refused: str | None
+
+
 def capture_mode(connection: Connection) -> CaptureMode:
     mode: CaptureMode = connection.execute(READ_MODE).one().capture
     return mode
+
+
+def capture_state(connection: Connection) -> CaptureState:
+    mode = capture_mode(connection)
+    if mode == "wal":
+        return CaptureState(mode, tuple(wal_capture_problems(connection)), None)
+    try:
+        require_wal_capture(connection)
+    except Conflict as refused:
+        return CaptureState(mode, (), str(refused))
+    return CaptureState(mode, (), None)
 
 
 def slot_name(connection: Connection) -> str:

@@ -18,7 +18,7 @@ from rich.progress import (
 from rich.table import Table
 
 from coursedesk.analytics.folding import rebuild_summaries, set_capture
-from coursedesk.analytics.wal_capture import capture_mode, wal_capture_problems
+from coursedesk.analytics.wal_capture import capture_state
 from coursedesk.cli.common import console, err_console, fail, print_json, tool_engine
 from coursedesk.cli.db import app
 from coursedesk.db import migrations
@@ -193,11 +193,15 @@ def capture_command(
     engine = tool_engine()
     if mode is None:
         with engine.connect() as connection:
-            current = capture_mode(connection)
-            problems = wal_capture_problems(connection) if current == "wal" else []
-        console.print(f"the analytics capture reads the bot's changes from: {current}")
-        for problem in problems:
+            state = capture_state(connection)
+        console.print(f"the analytics capture reads the bot's changes from: {state.mode}")
+        for problem in state.problems:
             err_console.print(f"[yellow]![/] {problem}")
+        if state.mode == "triggers" and state.wal_refused is None:
+            console.print(
+                "the server allows reading them from the WAL: `coursedesk db capture wal` "
+                "takes coursedesk's triggers off the bot's tables"
+            )
         return
     started = perf_counter()
     if not set_capture(engine, mode.value):

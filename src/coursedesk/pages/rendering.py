@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from jinja2.runtime import Context
+from markupsafe import Markup, escape
 
 from coursedesk.accounts.roles import Role
 from coursedesk.accounts.service import Principal
@@ -104,6 +105,12 @@ def format_count(value: int, one: str, many: str) -> str:
     return f"{value:,} {one if value == 1 else many}"
 
 
+def breakable(name: str) -> Markup:
+    """An identifier a narrow column may wrap after each underscore
+    (`activity_<wbr>buckets`), rather than anywhere or not at all."""
+    return Markup("_<wbr>").join(escape(part) for part in str(name).split("_"))
+
+
 def format_percent(value: float | Decimal | None) -> str:
     if value is None:
         return MISSING
@@ -140,6 +147,7 @@ def _environment() -> Jinja2Templates:
         percent=format_percent,
         duration=format_duration,
         count=format_count,
+        breakable=breakable,
     )
     environment.globals.update(
         asset_url=asset_url,

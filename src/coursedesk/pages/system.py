@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session as SyncSession
 
 from coursedesk import __version__
 from coursedesk.accounts.roles import Role
+from coursedesk.analytics.folding import read_freshness
+from coursedesk.analytics.wal_capture import CaptureState, capture_state
 from coursedesk.audit.service import AuditFilter, list_entries
 from coursedesk.db.engine import Database
 from coursedesk.db.inspect import SchemaInfo, read_schema
@@ -44,6 +46,10 @@ def _schema(session: SyncSession) -> SchemaInfo:
     return read_schema(session.connection())
 
 
+def _capture(session: SyncSession) -> CaptureState:
+    return capture_state(session.connection())
+
+
 @router.get("/system")
 async def system_page(
     request: Request,
@@ -55,6 +61,8 @@ async def system_page(
 ) -> HTMLResponse:
     migrations = await migrations_or_none(database)
     schema = await session.run_sync(_schema)
+    capture = await session.run_sync(_capture)
+    freshness = await read_freshness(await session.connection())
     context: dict[str, Any] = {
         "version": __version__,
         "migrations": migrations,
@@ -64,6 +72,8 @@ async def system_page(
         "script_seconds": f"{SCRIPT_LIMITS.seconds:g}",
         "audit_action": action,
         "replica": replica_body(database),
+        "freshness": freshness,
+        "capture": capture,
     }
     if principal.role.allows(Role.admin):
         entries, total = await list_entries(
