@@ -11,8 +11,11 @@ from sqlalchemy import Engine, insert, text
 
 from cli_process import run_coursedesk
 from coursedesk.analytics.folding import fold_pending
+from coursedesk.analytics.wal_capture import capture_mode
+from coursedesk.config import load_settings
 from coursedesk.db.datagen.plan import GenerationPlan
 from coursedesk.db.datagen.rows import event_row
+from coursedesk.db.engine import create_tool_engine
 from coursedesk.db.seed import seed_database
 from coursedesk.db.verify import VerifyReport, verify
 from coursedesk.db.verify_sql import Status
@@ -199,6 +202,20 @@ def test_setup_migrates_seeds_and_verifies_an_empty_database(
     first = run_coursedesk(empty_database_url, tmp_path, "db", "setup", "--users", "50")
     assert first.returncode == 0, first.stderr
     assert "database verified" in first.stdout
+    engine = create_tool_engine(empty_database_url, load_settings(database_url=None))
+    try:
+        with engine.connect() as connection:
+            level = connection.scalar(text("SHOW wal_level"))
+            mode = capture_mode(connection)
+    finally:
+        engine.dispose()
+    # A new database reads the bot's changes from the WAL where the server allows it.
+    if level == "logical":
+        assert mode == "wal"
+        assert "The analytics capture reads the bot's changes from the WAL." in first.stdout
+    else:
+        assert mode == "triggers"
+        assert f"stays with triggers: the server runs with wal_level = {level}" in first.stdout
 
     again = run_coursedesk(empty_database_url, tmp_path, "db", "setup", "--users", "50")
     assert again.returncode == 0, again.stderr

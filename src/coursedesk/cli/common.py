@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp
 
+from coursedesk.analytics.folding import set_capture
 from coursedesk.config import Settings, load_settings
 from coursedesk.db.engine import (
     Database,
@@ -27,6 +28,7 @@ from coursedesk.db.engine import (
     resolve_database_url,
 )
 from coursedesk.db.retry import retrying
+from coursedesk.errors import Conflict
 
 T = TypeVar("T")
 
@@ -151,3 +153,15 @@ def serve_app(
         proxy_headers=bool(forwarded_allow_ips),
         forwarded_allow_ips=forwarded_allow_ips or "",
     )
+
+
+def capture_from_the_wal(engine: Engine) -> None:
+    """A new database (`demo`, `db setup`) reads the bot's changes from the WAL where the
+    server allows it (the embedded server does), so no trigger of coursedesk's runs in
+    the bot's writes; elsewhere the capture stays with triggers, saying why."""
+    try:
+        set_capture(engine, "wal")
+    except Conflict as refused:
+        console.print(f"The analytics capture stays with triggers: {refused}")
+    else:
+        console.print("The analytics capture reads the bot's changes from the WAL.")

@@ -19,7 +19,14 @@ from rich.table import Table
 
 from coursedesk.analytics.folding import rebuild_summaries, set_capture
 from coursedesk.analytics.wal_capture import capture_state
-from coursedesk.cli.common import console, err_console, fail, print_json, tool_engine
+from coursedesk.cli.common import (
+    capture_from_the_wal,
+    console,
+    err_console,
+    fail,
+    print_json,
+    tool_engine,
+)
 from coursedesk.cli.db import app
 from coursedesk.db import migrations
 from coursedesk.db.datagen.plan import GenerationPlan
@@ -215,12 +222,14 @@ def capture_command(
 
 @app.command()
 def setup(users: UsersOption = DEFAULT_USERS, seed_value: SeedOption = 1) -> None:
-    """Upgrade to head, seed if the source tables are empty, then verify."""
+    """Upgrade to head, then on a new database (no rows in the bot's tables) read the
+    bot's changes from the WAL where the server allows it and seed; then verify."""
     status = migrations.upgrade(tool_engine())
     console.print(f"[green]✓[/] migrated to {status.head}")
     with tool_engine().connect() as connection:
         empty = source_tables_empty(connection)
     if empty:
+        capture_from_the_wal(tool_engine())
         plan = GenerationPlan(users=users, seed=seed_value, anchor=default_anchor())
         _print_seed(_run_seed(plan, append=False, quiet=False))
     else:

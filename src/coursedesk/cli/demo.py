@@ -17,13 +17,13 @@ import sys
 from typing import Annotated
 
 import typer
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 
 from coursedesk.accounts.models import StaffUser
 from coursedesk.accounts.roles import Role
 from coursedesk.accounts.service import create_user, set_password
-from coursedesk.analytics.folding import set_capture
 from coursedesk.cli.common import (
+    capture_from_the_wal,
     console,
     database_url,
     require_free_address,
@@ -38,7 +38,6 @@ from coursedesk.db import migrations
 from coursedesk.db.datagen.plan import GenerationPlan
 from coursedesk.db.engine import Database, create_app_engine
 from coursedesk.db.seed import default_anchor, seed_database, source_tables_empty
-from coursedesk.errors import Conflict
 from coursedesk.telegram.standin import BotApiStandin, StandinThread
 from coursedesk.web.app import create_app
 
@@ -98,17 +97,6 @@ def _start_worker(url: str, demo: Settings) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "coursedesk", "worker"], env=env)
 
 
-def _capture_from_the_wal(engine: Engine) -> None:
-    """A new demo database reads the bot's changes from the WAL where the server allows
-    it (the embedded server does), so no trigger of coursedesk's runs in its writes."""
-    try:
-        set_capture(engine, "wal")
-    except Conflict as refused:
-        console.print(f"The analytics capture stays with triggers: {refused}")
-    else:
-        console.print("The analytics capture reads the bot's changes from the WAL.")
-
-
 def demo(
     host: HostOption = "127.0.0.1",
     port: PortOption = 8000,
@@ -125,7 +113,7 @@ def demo(
     with engine.connect() as connection:
         empty = source_tables_empty(connection)
     if empty:
-        _capture_from_the_wal(engine)
+        capture_from_the_wal(engine)
     if empty and users:
         console.print(f"Seeding {users:,} demo students…")
         plan = GenerationPlan(users=users, seed=DEMO_SEED, anchor=default_anchor())
