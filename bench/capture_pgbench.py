@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import pwd
 import re
 import subprocess
 import tempfile
@@ -35,7 +34,7 @@ from coursedesk.analytics.wal_capture import CaptureMode
 from coursedesk.config import load_settings
 from coursedesk.db.datagen.plan import GenerationPlan
 from coursedesk.db.engine import create_tool_engine
-from coursedesk.db.local_servers import SERVER_USER, embedded_binaries
+from coursedesk.db.local_servers import embedded_binaries, run_as
 from coursedesk.db.seed import default_anchor
 from coursedesk.errors import Conflict
 
@@ -51,7 +50,6 @@ console = Console()
 
 def pgbench(url: str, script: Path, clients: int, seconds: int) -> float:
     """Transactions a second of one pgbench run (as the server's user when run as root)."""
-    run_as = SERVER_USER if os.geteuid() == 0 and _exists(SERVER_USER) else None
     done = subprocess.run(
         [
             str(embedded_binaries() / "pgbench"),
@@ -70,21 +68,13 @@ def pgbench(url: str, script: Path, clients: int, seconds: int) -> float:
         ],
         capture_output=True,
         text=True,
-        user=run_as,
+        user=run_as(),
         check=True,
     )
     found = re.search(r"tps = ([0-9.]+)", done.stdout)
     if found is None:
         raise RuntimeError(f"pgbench printed no tps: {done.stdout}{done.stderr}")
     return float(found.group(1))
-
-
-def _exists(user: str) -> bool:
-    try:
-        pwd.getpwnam(user)
-    except KeyError:
-        return False
-    return True
 
 
 def main() -> None:

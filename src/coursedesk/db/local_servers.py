@@ -29,10 +29,16 @@ def embedded_binaries() -> Path:
     return Path(POSTGRES_BIN_PATH)
 
 
-def _run_as() -> str | None:
+def run_as() -> str | None:
+    """The user the server's programs run as: the embedded server's unprivileged one when
+    this process is root (PostgreSQL refuses to run as root) and that user exists (the
+    embedded server creates it), else this process's own."""
     if os.geteuid() != 0:
         return None
-    pwd.getpwnam(SERVER_USER)  # created by the embedded server the suite runs on
+    try:
+        pwd.getpwnam(SERVER_USER)
+    except KeyError:
+        return None
     return SERVER_USER
 
 
@@ -53,7 +59,7 @@ class Server:
             [str(self.binaries / program), *args],
             check=True,
             capture_output=True,
-            user=_run_as(),
+            user=run_as(),
             timeout=120,
         )
 
@@ -72,7 +78,7 @@ class Server:
 def scratch_root() -> Path:
     """A directory the servers' user may write, removed by the caller (`shutil.rmtree`)."""
     root = Path(tempfile.mkdtemp(prefix="coursedesk-standby-"))
-    user = _run_as()
+    user = run_as()
     if user is not None:
         shutil.chown(root, user)
     return root
