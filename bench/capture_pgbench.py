@@ -34,7 +34,7 @@ from coursedesk.analytics.wal_capture import CaptureMode
 from coursedesk.config import load_settings
 from coursedesk.db.datagen.plan import GenerationPlan
 from coursedesk.db.engine import create_tool_engine
-from coursedesk.db.local_servers import embedded_binaries, run_as
+from coursedesk.db.local_servers import embedded_binaries
 from coursedesk.db.seed import default_anchor
 from coursedesk.errors import Conflict
 
@@ -49,7 +49,7 @@ console = Console()
 
 
 def pgbench(url: str, script: Path, clients: int, seconds: int) -> float:
-    """Transactions a second of one pgbench run (as the server's user when run as root)."""
+    """Transactions a second of one pgbench run."""
     done = subprocess.run(
         [
             str(embedded_binaries() / "pgbench"),
@@ -68,7 +68,6 @@ def pgbench(url: str, script: Path, clients: int, seconds: int) -> float:
         ],
         capture_output=True,
         text=True,
-        user=run_as(),
         check=True,
     )
     found = re.search(r"tps = ([0-9.]+)", done.stdout)

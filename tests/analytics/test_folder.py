@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -23,7 +22,9 @@ from sqlalchemy import Engine, text
 from coursedesk.analytics import folding
 from coursedesk.analytics.folding import Folder, fold_pending
 from coursedesk.analytics.folding import folding as run_folder
+from coursedesk.analytics.wal_capture import capture_state
 from coursedesk.db.engine import Database, libpq_url
+from page_text import text_of
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +42,7 @@ async def _system_says(client: httpx.AsyncClient, headers: dict[str, str]) -> st
     page = await client.get("/system", headers=headers)
     assert page.status_code == 200
     section = page.text.split('id="analytics"', 1)[1].split("</section>", 1)[0]
-    return " ".join(re.sub(r"<[^>]+>", " ", section).split())
+    return text_of(section)
 
 
 def _scalar(engine: Engine, sql: str) -> object:
@@ -192,8 +193,11 @@ async def test_a_row_that_cannot_be_folded_stops_the_folder_and_says_so(
             system = await _system_says(client, admin_headers)
             assert "Failing" in system and "Folding fails (last tried " in system
             assert "23502: " in system and "course_members" in system
+            assert "tried again every 0.1 s" in system
+            assert "Folding process test since" in system
             captured = "From the WAL" if capture == "wal" else "By triggers"
             assert f"Capture {captured}" in system
+            assert health["analytics"]["folder_running"] is True
             with sync_engine.begin() as connection:
                 connection.execute(
                     text("DELETE FROM analytics_changes WHERE data ->> 'user_id' IS NULL")
@@ -209,6 +213,10 @@ async def test_a_row_that_cannot_be_folded_stops_the_folder_and_says_so(
     assert len(failures) == 1, failures
     health = (await client.get("/api/health")).json()
     assert (health["status"], health["analytics"]["error"]) == ("ok", None)
+    # The folder has stopped: the lease is free, and the page says who held it last.
+    assert health["analytics"]["folder_running"] is False
+    system = await _system_says(client, admin_headers)
+    assert "Folding process None running now (the last was test" in system
     assert_summaries_match_a_rebuild(sync_engine)
 
 
@@ -242,11 +250,15 @@ async def test_health_metrics_and_dashboard_say_how_far_behind_the_figures_are(
     assert "Figures as of" in block.text and "behind the bot" in block.text
     system = await _system_says(client, admin_headers)
     assert "Behind" in system and "s behind the bot" in system
-    assert "Folded by No process has folded yet" in system
+    assert "Folding process None has run yet: start serve, worker or demo" in system
     assert "Capture By triggers" in system
-    # Where the server could read the WAL instead, the page says how.
-    level = _scalar(sync_engine, "SHOW wal_level")
-    assert ("coursedesk db capture wal takes" in system) == (level == "logical")
+    # Where the server could read the WAL instead, the page says how; elsewhere why not.
+    with sync_engine.connect() as connection:
+        refused = capture_state(connection).wal_refused
+    if refused is None:
+        assert "coursedesk db capture wal takes coursedesk's triggers off" in system
+    else:
+        assert f"is not possible here: {refused}" in system
     fold_pending(sync_engine)
     health = (await client.get("/api/health")).json()
     assert (health["status"], health["analytics_lag_seconds"]) == ("ok", 0)

@@ -301,8 +301,11 @@ def test_the_capture_command_switches_where_the_server_can_and_says_why_where_no
     shown = run_coursedesk(database_url, tmp_path, "db", "capture")
     assert shown.returncode == 0, shown.stderr
     assert "reads the bot's changes from: triggers" in shown.stdout
-    # Where the server could read the WAL, it says so.
+    # Where the server could read the WAL, it says so; elsewhere, why it cannot.
     assert ("`coursedesk db capture wal` takes" in shown.stdout) == (level == "logical")
+    assert ("not possible here: the server runs with wal_level" in shown.stdout) == (
+        level != "logical"
+    )
     switched = run_coursedesk(database_url, tmp_path, "db", "capture", "wal")
     if level != "logical":  # the second server of CI runs with wal_level = replica
         assert switched.returncode == 1

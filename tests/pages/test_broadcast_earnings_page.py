@@ -11,6 +11,7 @@ from sqlalchemy import Engine, text
 
 from coursedesk.accounts.roles import Role
 from coursedesk.pages.broadcast_earnings import difference_interval, wilson_interval
+from page_text import text_of
 
 SENT_AT = "2025-03-03 09:00:00+00"
 
@@ -64,7 +65,7 @@ def _broadcast(engine: Engine, *, sent: int, held: int, booked: tuple[int, int])
 def _row(page: httpx.Response, figure: str) -> str:
     found = re.search(rf'<tr data-figure-row="{figure}">(.*?)</tr>', page.text, re.S)
     assert found is not None, f"no {figure} row"
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", found.group(1))).strip()
+    return text_of(found.group(1))
 
 
 async def test_the_page_sets_the_broadcast_beside_its_control_group(

@@ -13,6 +13,7 @@ from coursedesk.accounts.roles import Role
 from coursedesk.broadcasts import service
 from coursedesk.broadcasts.audiences import AllUsers
 from coursedesk.db.engine import Database
+from page_text import text_of
 
 
 async def _broadcast_to_everyone(database: Database) -> int:
@@ -37,7 +38,7 @@ def _figure(page: httpx.Response, name: str) -> str:
 def _cell(page: httpx.Response, column: str) -> list[str]:
     found = re.search(rf'data-column="{column}">(.*?)</td>', page.text)
     assert found is not None, f"no {column} column in the history"
-    return re.sub(r"<[^>]+>", " ", found.group(1)).split()
+    return text_of(found.group(1)).split()
 
 
 async def test_a_cancelled_then_deleted_broadcast_shows_what_was_delivered_and_taken_back(

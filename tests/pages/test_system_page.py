@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from page_client import SignIn
+from sqlalchemy import Engine
 
 from coursedesk.accounts.roles import Role
+from coursedesk.db import migrations
 from coursedesk.db.migrations import script_directory
 from coursedesk.pages.rendering import breakable
+from page_text import text_of
 
 
 async def test_admins_see_the_audit_log_and_the_sql_form(signed_in: SignIn) -> None:
@@ -44,3 +47,17 @@ def test_a_name_wraps_after_its_underscores_and_stays_escaped() -> None:
     assert breakable("user_summaries") == "user_<wbr>summaries"
     assert breakable("plain") == "plain"
     assert breakable("a_<b>&") == "a_<wbr>&lt;b&gt;&amp;"
+
+
+async def test_the_page_answers_before_the_schema_is_migrated(
+    signed_in: SignIn, sync_engine: Engine
+) -> None:
+    """New code started on an old schema (before the capture's columns): the page says to
+    migrate rather than fail on what is not there yet."""
+    viewer = await signed_in(Role.viewer)
+    migrations.downgrade(sync_engine, "0015_broadcast_drafts")
+    page = await viewer.get("/system")
+    assert page.status_code == 200
+    text = text_of(page.text)
+    assert "Needs migrating" in text and "Run coursedesk db upgrade" in text
+    assert "Analytics figures" in text and "Shown once the schema is migrated" in text

@@ -70,12 +70,20 @@ CLAIM = text("UPDATE analytics_fold_state SET folder = :folder, folder_since = n
 RECORD_FAILURE = text(
     "UPDATE analytics_fold_state SET error = :error, failed_at = now() WHERE id = 1"
 )
+# The lease held now shows in pg_locks: a bigint key as its high and low 32 bits.
 READ_STATE = text(
-    """
+    f"""
     SELECT least(CASE WHEN s.capture = 'wal' THEN s.wal_read_at END,
                  (SELECT min(captured_at) FROM analytics_changes)) AS oldest_change,
            clock_timestamp() AS now, s.folder, s.folder_since, s.folded_at, s.folded_rows,
-           s.error, s.failed_at
+           s.error, s.failed_at,
+           EXISTS (
+               SELECT FROM pg_locks AS l
+               WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+                 AND l.database = (SELECT oid FROM pg_database
+                                   WHERE datname = current_database())
+                 AND (l.classid::bigint << 32 | l.objid::bigint) = {FOLDER_LOCK_KEY}
+           ) AS folder_running
     FROM analytics_fold_state AS s
     """
 )
@@ -288,8 +296,10 @@ class Freshness:
 
     lag_seconds: float
     oldest_change: datetime | None
+    # The process that last took the folder lease, and whether one holds it now.
     folder: str | None
     folder_since: datetime | None
+    folder_running: bool
     folded_at: datetime | None
     folded_rows: int
     error: str | None
@@ -318,6 +328,7 @@ async def read_freshness(connection: AsyncConnection) -> Freshness:
         oldest_change=row.oldest_change,
         folder=row.folder,
         folder_since=row.folder_since,
+        folder_running=row.folder_running,
         folded_at=row.folded_at,
         folded_rows=row.folded_rows,
         error=row.error,

@@ -181,8 +181,8 @@ class CaptureState:
     mode: CaptureMode
     # With the capture from the WAL: what keeps it from reading every change.
     problems: tuple[str, ...]
-    # With the capture by triggers: why the server or the role cannot read the WAL
-    # (None: `db capture wal` would take the triggers off the bot's tables).
+    # With the capture by triggers: why the server or the role cannot read the WAL, or
+    # None where `db capture wal` would switch (and always None with the WAL's capture).
     wal_refused: str | None
 
 

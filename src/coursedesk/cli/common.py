@@ -1,4 +1,5 @@
-"""What every command shares: settings, the database, one-line errors."""
+"""What the commands share: settings, the database, one-line errors, serving the app, and
+the capture a new database gets."""
 
 from __future__ import annotations
 

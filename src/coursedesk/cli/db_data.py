@@ -209,6 +209,8 @@ def capture_command(
                 "the server allows reading them from the WAL: `coursedesk db capture wal` "
                 "takes coursedesk's triggers off the bot's tables"
             )
+        elif state.mode == "triggers":
+            console.print(f"reading them from the WAL is not possible here: {state.wal_refused}")
         return
     started = perf_counter()
     if not set_capture(engine, mode.value):

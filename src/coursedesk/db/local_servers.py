@@ -29,16 +29,18 @@ def embedded_binaries() -> Path:
     return Path(POSTGRES_BIN_PATH)
 
 
-def run_as() -> str | None:
-    """The user the server's programs run as: the embedded server's unprivileged one when
-    this process is root (PostgreSQL refuses to run as root) and that user exists (the
-    embedded server creates it), else this process's own."""
+def server_user() -> str | None:
+    """The user the server's programs run as: this process's own, or the embedded server's
+    unprivileged user when this process is root, since PostgreSQL refuses to run as root."""
     if os.geteuid() != 0:
         return None
     try:
         pwd.getpwnam(SERVER_USER)
     except KeyError:
-        return None
+        raise RuntimeError(
+            f"run as root, the servers need the user {SERVER_USER}, which the embedded "
+            "server creates when it first starts"
+        ) from None
     return SERVER_USER
 
 
@@ -59,7 +61,7 @@ class Server:
             [str(self.binaries / program), *args],
             check=True,
             capture_output=True,
-            user=run_as(),
+            user=server_user(),
             timeout=120,
         )
 
@@ -78,7 +80,7 @@ class Server:
 def scratch_root() -> Path:
     """A directory the servers' user may write, removed by the caller (`shutil.rmtree`)."""
     root = Path(tempfile.mkdtemp(prefix="coursedesk-standby-"))
-    user = run_as()
+    user = server_user()
     if user is not None:
         shutil.chown(root, user)
     return root

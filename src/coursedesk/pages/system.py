@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session as SyncSession
 
 from coursedesk import __version__
 from coursedesk.accounts.roles import Role
+from coursedesk.analytics import folding
 from coursedesk.analytics.folding import read_freshness
 from coursedesk.analytics.wal_capture import CaptureState, capture_state
 from coursedesk.audit.service import AuditFilter, list_entries
@@ -61,8 +62,11 @@ async def system_page(
 ) -> HTMLResponse:
     migrations = await migrations_or_none(database)
     schema = await session.run_sync(_schema)
-    capture = await session.run_sync(_capture)
-    freshness = await read_freshness(await session.connection())
+    # The folding state's tables and columns come with the migrations: read them once
+    # the schema is current (until then the page says to migrate).
+    current = migrations is not None and migrations.is_current
+    capture = await session.run_sync(_capture) if current else None
+    freshness = await read_freshness(await session.connection()) if current else None
     context: dict[str, Any] = {
         "version": __version__,
         "migrations": migrations,
@@ -74,6 +78,7 @@ async def system_page(
         "replica": replica_body(database),
         "freshness": freshness,
         "capture": capture,
+        "fold_retry_seconds": f"{folding.FAILURE_RETRY_SECONDS:g}",
     }
     if principal.role.allows(Role.admin):
         entries, total = await list_entries(

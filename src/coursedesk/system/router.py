@@ -41,6 +41,7 @@ def freshness_body(freshness: Freshness) -> dict[str, Any]:
             "status": freshness.status,
             "figures_as_of": freshness.as_of.isoformat() if freshness.as_of else None,
             "folder": freshness.folder,
+            "folder_running": freshness.folder_running,
             "folded_at": freshness.folded_at.isoformat() if freshness.folded_at else None,
             "error": freshness.error,
             "failed_at": freshness.failed_at.isoformat() if freshness.failed_at else None,
