@@ -212,6 +212,12 @@ async def test_one_message_and_unknown_ids(
     assert body["audience"] == {"type": "all"}
     assert body["pending_deliveries"] == 10
     assert body["deletion"] is None
+    # Timestamps carry a numeric offset, as on every other route.
+    assert body["created_at"].endswith("+00:00"), body["created_at"]
+    recipients = await client.get(
+        f"/api/messages/{created['message_id']}/recipients", headers=operator_headers
+    )
+    assert recipients.json()["items"][0]["updated_at"].endswith("+00:00")
     for path in ("/api/messages/999999", "/api/messages/999999/recipients"):
         missing = await client.get(path, headers=operator_headers)
         assert missing.status_code == 404

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field
 
-# ISO 8601 with a numeric offset ("+00:00"), as docs/reference.md §5 asks, rather than "Z".
-Timestamp = Annotated[
-    dt.datetime, PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json")
-]
+from coursedesk.web.schemas import Timestamp
 
 ItemT = TypeVar("ItemT", bound=BaseModel)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -10,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from coursedesk.audit.service import AuditFilter, list_entries
 from coursedesk.web.deps import Admin, Session
+from coursedesk.web.schemas import Timestamp
 
 router = APIRouter(prefix="/api", tags=["audit"])
 
@@ -18,7 +18,7 @@ class AuditItem(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    occurred_at: datetime
+    occurred_at: Timestamp
     actor: str
     action: str
     target_type: str | None

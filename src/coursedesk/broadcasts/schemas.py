@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field
@@ -16,6 +15,7 @@ from coursedesk.broadcasts.composition import (
     Options,
 )
 from coursedesk.broadcasts.models import DeliveryStatus, MediaKind, MessageStatus
+from coursedesk.web.schemas import Timestamp
 
 # Markup makes the text longer than the 4096 characters a chat shows; this only stops
 # absurd bodies before the formatting rules measure what Telegram would count.
@@ -129,14 +129,14 @@ class MessageItem(BaseModel):
     recipient_type: RecipientType
     recipient_group: str | None
     created_by: str | None
-    scheduled_at: datetime | None
-    started_at: datetime | None
-    sent_at: datetime | None
-    cancelled_at: datetime | None
-    delete_requested_at: datetime | None
-    deleted_at: datetime | None
+    scheduled_at: Timestamp | None
+    started_at: Timestamp | None
+    sent_at: Timestamp | None
+    cancelled_at: Timestamp | None
+    delete_requested_at: Timestamp | None
+    deleted_at: Timestamp | None
     delete_refused: int
-    created_at: datetime
+    created_at: Timestamp
     buttons: list[list[dict[str, str]]] | None = None
     disable_link_preview: bool = False
     protect_content: bool = False
@@ -195,9 +195,9 @@ class RecipientItem(BaseModel):
     telegram_message_id: int | None
     error: str | None
     attempts: int
-    sent_at: datetime | None
-    updated_at: datetime
-    pinned_at: datetime | None = None
+    sent_at: Timestamp | None
+    updated_at: Timestamp
+    pinned_at: Timestamp | None = None
     pin_error: str | None = None
 
 

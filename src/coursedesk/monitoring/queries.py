@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from coursedesk.monitoring.pools import PoolFigures
 from coursedesk.monitoring.statements import normalize
+from coursedesk.web.schemas import Timestamp
 
 MAX_STATEMENTS = 200
 P95_WINDOW = 500
@@ -47,13 +48,13 @@ class SlowQuery(BaseModel):
     statement_id: str
     statement: str
     duration_ms: float
-    at: datetime
+    at: Timestamp
 
 
 class QueryReport(BaseModel):
     """What `GET /api/system/queries` answers."""
 
-    since: datetime
+    since: Timestamp
     statements_tracked: int
     statements_dropped: int
     queries: list[StatementFigures]

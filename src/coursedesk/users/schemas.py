@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from coursedesk.analytics.schemas import Row, Timestamp
+from coursedesk.analytics.schemas import Row
+from coursedesk.web.schemas import Timestamp
 
 UserStatus = Literal["confirmed", "pending", "cancelled", "no_booking"]
 STREAM_MAX = 100
