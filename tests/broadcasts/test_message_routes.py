@@ -187,6 +187,8 @@ async def test_history_filters_and_totals(
     assert await ids(recipient_group="all") == (everything[1:], 2)
     assert await ids(status="cancelled") == ([later["message_id"]], 1)
     assert await ids(status="sent") == ([], 0)
+    # An empty filter, as a form's "any" sends it, filters nothing.
+    assert await ids(recipient_type="", recipient_group="", status="") == (everything, 3)
     for bad in ({"limit": 0}, {"limit": "x"}, {"offset": -1}, {"status": "done"}):
         response = await client.get("/api/messages/history", params=bad, headers=operator_headers)
         assert response.status_code == 422
@@ -253,6 +255,8 @@ async def test_recipients_page_status_filter_and_csv(
     assert failed["total"] == 3
     assert {item["delivery_status"] for item in failed["items"]} == {"failed"}
     assert failed["items"][0]["error"] == "=Forbidden: bot was blocked"
+    anything = (await client.get(base, params={"status": ""}, headers=operator_headers)).json()
+    assert anything["total"] == 10
     pending = await client.get(
         base, params={"status": "pending", "offset": 5}, headers=operator_headers
     )

@@ -217,13 +217,14 @@ async def history(
     session: Session,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-    recipient_type: RecipientType | None = None,
-    recipient_group: Annotated[str | None, Query(min_length=1, max_length=210)] = None,
-    status: MessageStatus | None = None,
+    recipient_type: RecipientType | Literal[""] | None = None,
+    recipient_group: Annotated[str | None, Query(max_length=210)] = None,
+    status: MessageStatus | Literal[""] | None = None,
 ) -> MessagePage:
+    # An empty parameter (a form's "any") filters nothing, as on /api/users.
     messages, total = await service.list_messages(
         session,
-        service.HistoryFilter(recipient_type, recipient_group, status),
+        service.HistoryFilter(recipient_type or None, recipient_group or None, status or None),
         limit=limit,
         offset=offset,
     )
@@ -272,18 +273,19 @@ async def recipients(
     _: Viewer,
     session: Session,
     database: Annotated[Database, Depends(get_database)],
-    status: DeliveryStatus | None = None,
+    status: DeliveryStatus | Literal[""] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     format: Literal["json", "csv"] = "json",
 ) -> Any:
+    only = status or None  # an empty status filters nothing
     if format == "csv":
         await service.get_message(session, message_id)
         return csv_response(
-            f"broadcast-{message_id}.csv", CSV_COLUMNS, _csv_rows(database, message_id, status)
+            f"broadcast-{message_id}.csv", CSV_COLUMNS, _csv_rows(database, message_id, only)
         )
     rows, total = await service.list_recipients(
-        session, message_id, status, limit=limit, offset=offset
+        session, message_id, only, limit=limit, offset=offset
     )
     return RecipientPage(items=[RecipientItem.model_validate(r) for r in rows], total=total)
 
