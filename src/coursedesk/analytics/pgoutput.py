@@ -164,8 +164,7 @@ class Decoder:
         changes = self._transaction().changes
         tag = message[5:6]
         if kind == b"I":
-            if tag != b"N":
-                raise ProtocolError(f"expected tuple 'N', found {tag.decode(errors='replace')!r}")
+            _expect_new_tuple(tag)
             new, _ = _tuple(message, 6, relation, None)
             changes.append(Change(relation.source, 1, new))
             return
@@ -177,8 +176,7 @@ class Decoder:
         old, at = _tuple(message, 6, relation, None)
         changes.append(Change(relation.source, -1, old))
         if kind == b"U":
-            if (found := message[at : at + 1]) != b"N":
-                raise ProtocolError(f"expected tuple 'N', found {found.decode(errors='replace')!r}")
+            _expect_new_tuple(message[at : at + 1])
             new, _ = _tuple(message, at + 1, relation, old)
             changes.append(Change(relation.source, 1, new))
 
@@ -205,6 +203,12 @@ class Decoder:
             return self._relations[oid]
         except KeyError:
             raise ProtocolError(f"a change of relation {oid} before its description") from None
+
+
+def _expect_new_tuple(tag: bytes) -> None:
+    """The tag before a row as the change left it."""
+    if tag != b"N":
+        raise ProtocolError(f"expected tuple 'N', found {tag.decode(errors='replace')!r}")
 
 
 def _tuple(data: bytes, at: int, relation: Relation, old: Row | None) -> tuple[Row, int]:
