@@ -53,9 +53,7 @@ def _admin_execute(admin_url: str, statement: sql.Composable) -> None:
 def template_database(server_admin_url: str) -> Iterator[str]:
     """The schema migrated once by Alembic into a template database."""
     name = f"coursedesk_template_{os.getpid()}"
-    _admin_execute(
-        server_admin_url, sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
-    )
+    drop_database(server_admin_url, name)
     _admin_execute(server_admin_url, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     engine = create_tool_engine(
         server_url(server_admin_url, name), load_settings(database_url=None)
@@ -63,10 +61,7 @@ def template_database(server_admin_url: str) -> Iterator[str]:
     migrations.upgrade(engine)
     engine.dispose()
     yield name
-    _admin_execute(
-        server_admin_url,
-        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)),
-    )
+    drop_database(server_admin_url, name)
 
 
 def new_database(server_admin_url: str, template: str | None) -> str:
